@@ -1,0 +1,1 @@
+"""The Django project the notebooks serve: CSV downloads, plain and streamed."""

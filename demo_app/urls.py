@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.index),
+    # The two URLs of the original 2016 example, kept as they were.
+    path("download_csv", views.download_csv),
+    path("download_csv_streaming", views.download_csv_streaming),
+    path("hello", views.hello),
+    path("hello_streaming", views.hello_streaming),
+    path("empty", views.empty),
+]
