@@ -30,7 +30,9 @@ class RssSampler:
     """Samples the RSS of some processes in a background thread.
 
     ``baseline`` is each process's RSS when sampling starts; ``peak_delta`` is
-    the largest rise above it seen by any one process.
+    the largest rise above it seen by any one process. A short spike can fall
+    between two samples, so on Linux the kernel's own high-water mark (VmHWM,
+    reset through /proc/PID/clear_refs when sampling starts) is read as well.
     """
 
     def __init__(self, processes: list[psutil.Process], interval: float = 0.005) -> None:
@@ -55,6 +57,8 @@ class RssSampler:
             self._sample()
 
     def __enter__(self) -> RssSampler:
+        for process in self.processes:
+            _reset_peak_rss(process.pid)
         self._sample()
         self._thread.start()
         return self
@@ -63,6 +67,8 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+        for pid in self.peak:
+            self.peak[pid] = max(self.peak[pid], _peak_rss(pid) or 0)
 
     @property
     def baseline_total(self) -> int:
@@ -71,6 +77,28 @@ class RssSampler:
     @property
     def peak_delta(self) -> int:
         return max((self.peak[pid] - self.baseline[pid] for pid in self.peak), default=0)
+
+
+def _reset_peak_rss(pid: int) -> bool:
+    """Reset the kernel's peak-RSS counter of ``pid`` (Linux only; False elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss(pid: int) -> int | None:
+    """The kernel's peak RSS of ``pid`` in bytes since the last reset (Linux only)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 @dataclass

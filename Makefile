@@ -1,0 +1,52 @@
+# Streaming HTTP responses in Django, explained and measured.
+#   make run    install what is missing, execute every notebook, render HTML
+#   make test   install what is missing, run the tests
+#   make lab    open the series in JupyterLab
+#   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=)
+#   make bench  measure TTFB, memory and throughput; results in build/bench/
+#   make clean  remove build artefacts (keeps the virtual environment)
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+WORKER_CLASS ?= sync
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+.PHONY: install run test lab serve bench lint clean distclean
+
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml changes, so a second run is quick.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.x")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) scripts/run_series.py
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+serve: $(STAMP)
+	$(PY) scripts/serve.py --port $(PORT) --worker-class $(WORKER_CLASS)
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache demo_app/*.sqlite3
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

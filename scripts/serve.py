@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Run the demo app under Gunicorn in the foreground on 127.0.0.1, for curl.
+
+    python scripts/serve.py --port 8000 --worker-class sync
+    curl --raw -i "http://127.0.0.1:8000/download_csv_streaming?rows=5&chunk_rows=1"
+
+The command line is the one the notebooks use (streamlab.server), so what you
+see here is what they measure. Stop it with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from streamlab.server import PROJECT_ROOT, DemoServer
+
+WORKER_CLASSES = ("sync", "gthread", "asgi")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--worker-class", default="sync", choices=WORKER_CLASSES)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="for the gthread worker")
+    parser.add_argument("--timeout", type=float, default=30)
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+
+    server = DemoServer(
+        worker_class=args.worker_class, workers=args.workers,
+        threads=args.threads, timeout=args.timeout,
+    )
+    command = server.command(args.port)
+    print(f"Serving the demo app: http://127.0.0.1:{args.port}/  (Ctrl-C to stop)", flush=True)
+    os.chdir(PROJECT_ROOT)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_app.settings")
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

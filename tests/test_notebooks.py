@@ -1,0 +1,54 @@
+"""Every notebook of the series runs top to bottom, and reads as the conventions ask."""
+
+import json
+import re
+
+import pytest
+
+from streamlab.notebooks import CELL_TIMEOUT, execute, series
+
+NOTEBOOKS = series()
+SLIDE_TYPES = {"slide", "subslide", "fragment", "-", "skip", "notes"}
+
+
+def test_the_series_exists():
+    names = [p.name for p in NOTEBOOKS]
+    assert names and names[0].startswith("00_")
+    numbers = [int(n[:2]) for n in names]
+    assert numbers == sorted(set(numbers)), "one notebook per number, in order"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes(path):
+    nb = execute(path, timeout=CELL_TIMEOUT)
+    errors = [
+        out for cell in nb.cells if cell.cell_type == "code"
+        for out in cell.get("outputs", []) if out.get("output_type") == "error"
+    ]
+    assert errors == []
+    assert any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_follows_the_conventions(path):
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    first = "".join(cells[0]["source"])
+    assert re.match(rf"# {path.name[:2]} — ", first), "title: '# NN — ...'"
+    for word in ("objectives", "prerequisites", "minutes"):
+        assert word in first.lower(), f"the opening cell should mention {word}"
+    markdown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    assert any(m.lstrip().startswith("## Key points") for m in markdown)
+    solutions = [c for c in cells if "solution" in c["metadata"].get("tags", [])]
+    assert solutions, "at least one exercise with a solution"
+    assert all(c["metadata"].get("jupyter", {}).get("source_hidden") for c in solutions)
+    for cell in cells:
+        assert cell["metadata"].get("slideshow", {}).get("slide_type") in SLIDE_TYPES
