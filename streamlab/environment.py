@@ -34,7 +34,8 @@ def tool_version(name: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{path} (version unknown: {exc})"
     text = (out.stdout or out.stderr).strip()  # nginx prints its version on stderr
-    return text.splitlines()[0] if text else path
+    # The first line, without curl's long list of linked libraries.
+    return text.splitlines()[0].split(" (")[0] if text else path
 
 
 def report() -> dict[str, str | None]:

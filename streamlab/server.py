@@ -276,6 +276,27 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
+def still_running(pids: Sequence[int], timeout: float = 10.0) -> list[int]:
+    """Wait up to ``timeout`` seconds for ``pids`` to exit; return those still running.
+
+    A process that has exited but not yet been reaped (a zombie) counts as gone.
+    """
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while True:
+        alive = [pid for pid in alive if _is_running(pid)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def start_server(**options: object) -> DemoServer:
     """Start a demo server (see ``DemoServer`` for the options) and return it.
 

@@ -16,24 +16,7 @@ import requests
 
 from demo_app import csvgen
 from streamlab import DemoServer, ServerStartError, measure, raw_request, running_servers
-from streamlab.server import PROJECT_ROOT, free_port
-
-
-def wait_until_gone(pids, seconds=15.0):
-    """The pids still alive after waiting up to ``seconds`` for them to exit."""
-    deadline = time.monotonic() + seconds
-    alive = list(pids)
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _alive(pid)]
-        time.sleep(0.1)
-    return alive
-
-
-def _alive(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+from streamlab.server import PROJECT_ROOT, free_port, still_running
 
 
 def test_start_answer_stop_leaves_no_process():
@@ -43,7 +26,7 @@ def test_start_answer_stop_leaves_no_process():
     assert requests.get(server.url("/hello"), timeout=5).text == "Hello, there!\n"
     server.stop()
     assert not server.running
-    assert wait_until_gone(pids) == []
+    assert still_running(pids) == []
     assert "Booting worker" in server.log  # the log is kept after stop
 
 
@@ -60,7 +43,7 @@ def test_two_servers_on_different_free_ports():
         assert requests.get(one.url("/hello"), timeout=5).ok
         assert requests.get(two.url("/hello"), timeout=5).ok
         pids = one.pids() + two.pids()
-    assert wait_until_gone(pids) == []
+    assert still_running(pids) == []
 
 
 def test_restarting_a_name_stops_the_previous_server():
@@ -69,7 +52,7 @@ def test_restarting_a_name_stops_the_previous_server():
     second = DemoServer(name="t-rerun").start()
     try:
         assert not first.running
-        assert wait_until_gone(first_pids) == []
+        assert still_running(first_pids) == []
         assert [s for s in running_servers() if s.name == "t-rerun"] == [second]
     finally:
         second.stop()
@@ -118,11 +101,11 @@ def test_no_process_outlives_a_killed_parent():
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
     try:
         pids = json.loads(child.stdout.readline())
-        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+        assert len(pids) == 2 and still_running(pids, timeout=0) == pids
     finally:
         child.kill()
         child.wait()
-    assert wait_until_gone(pids, seconds=20) == []
+    assert still_running(pids, timeout=20) == []
 
 
 def test_measure_streaming_and_plain(sync_server):
@@ -193,7 +176,7 @@ def test_make_serve_script_for_curl():
     assert b"\r\nF\r\nOne,Two,Three\r\n" in streamed  # Gunicorn writes the size in upper-case hex
     assert b"\r\n0\r\n\r\n" in streamed
     assert f"Content-Length: {csvgen.csv_size(3)}".encode() in plain
-    assert wait_until_gone([process.pid]) == []
+    assert still_running([process.pid]) == []
 
 
 def _raw_http(url):
