@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -10,4 +10,6 @@ urlpatterns = [
     path("hello", views.hello),
     path("hello_streaming", views.hello_streaming),
     path("empty", views.empty),
+    path("", include("demo_app.urls_async")),
+    path("", include("demo_app.urls_patterns")),
 ]
