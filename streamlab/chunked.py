@@ -225,7 +225,7 @@ def body_end(response: RawResponse, method: str = "GET") -> str:
         return "last chunk"
     length = _header(response, "Content-Length")
     if length is not None:
-        return f"after Content-Length ({length}) bytes"
+        return f"after {length} bytes"
     return "connection close"
 
 
@@ -236,7 +236,7 @@ def body_bytes(response: RawResponse, method: str = "GET") -> bytes:
         return b""
     if end == "last chunk":
         return response.body[: decode_chunked(response.body).framed_length]
-    if end.startswith("after Content-Length"):
+    if end.startswith("after "):
         return response.body[: int(_header(response, "Content-Length") or 0)]
     return response.body
 
@@ -254,6 +254,8 @@ def observe_framing(url: str, *, method: str = "GET", version: str = "HTTP/1.1",
     end = body_end(response, method)
     if end == "last chunk":
         decode_chunked(response.body)  # raises if the framing is broken
+    if end.startswith("after ") and len(response.body) < int(_header(response, "Content-Length")):
+        raise ValueError(f"{url}: the body is shorter than its Content-Length; it was cut short.")
     if end == "connection close" and not response.closed_by_server:
         raise ValueError(f"{url}: no length and no chunking, yet the server kept the connection.")
     parts = urlsplit(url)
@@ -265,7 +267,7 @@ def observe_framing(url: str, *, method: str = "GET", version: str = "HTTP/1.1",
         "Transfer-Encoding": _header(response, "Transfer-Encoding") or "-",
         "Content-Length": _header(response, "Content-Length") or "-",
         "Connection": _header(response, "Connection") or "-",
-        "body ends at": end,
+        "body ends": end,
         "body bytes": len(body_bytes(response, method)),
         "chunked": is_chunked(response),
     }
