@@ -59,6 +59,8 @@ def _client(nb: nbformat.NotebookNode, path: Path, timeout: int) -> NotebookClie
     return NotebookClient(
         nb, timeout=timeout, kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
+        # The kernel's start-up warning about unencrypted local TCP is noise here.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
 
 

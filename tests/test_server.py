@@ -185,3 +185,38 @@ def _raw_http(url):
         out = subprocess.run(["curl", "--raw", "-s", "-i", url], capture_output=True, timeout=20)
         return out.stdout
     return raw_request(url).data
+
+
+INTERRUPTED = textwrap.dedent(
+    """
+    import sys, time
+    from streamlab import DemoServer
+    # Hold start() in its readiness wait, as a slow start on a busy machine would,
+    # so that Ctrl-C (SIGINT) lands while Gunicorn is already running.
+    DemoServer._wait_until_ready = lambda self: time.sleep(60)
+    server = DemoServer(name="interrupted")
+    try:
+        server.start()
+    except KeyboardInterrupt:
+        print("interrupted", server.process.pid, flush=True)
+        sys.exit(0)
+    """
+)
+
+
+def test_an_interrupted_start_leaves_nothing_behind():
+    child = subprocess.Popen([sys.executable, "-c", INTERRUPTED], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        gunicorn = []
+        while len(gunicorn) < 2 and time.monotonic() < deadline:  # master and worker
+            gunicorn = psutil.Process(child.pid).children(recursive=True)
+            time.sleep(0.1)
+        assert len(gunicorn) == 2, "the child never started Gunicorn"
+        pids = [p.pid for p in gunicorn]
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert out.startswith("interrupted")
+    assert still_running(pids) == []
