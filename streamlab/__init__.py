@@ -8,11 +8,13 @@ Gunicorn, measure a request, and speak raw HTTP over a socket.
 """
 
 from .measure import Measurement, measure
+from .processes import ManagedProcess, ServerStartError, stop_all
 from .rawhttp import RawResponse, raw_request
-from .server import DemoServer, ServerStartError, running_servers, start_server, stop_all
+from .server import DemoServer, running_servers, start_server
 
 __all__ = [
     "DemoServer",
+    "ManagedProcess",
     "Measurement",
     "RawResponse",
     "ServerStartError",

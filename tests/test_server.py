@@ -90,7 +90,7 @@ CHILD = textwrap.dedent(
     import json, sys, time
     from streamlab import start_server
     server = start_server(name="orphan")
-    print(json.dumps(server.pids()), flush=True)
+    print(json.dumps([server.pids(), server._watchdog.pid]), flush=True)
     time.sleep(600)
     """
 )
@@ -100,12 +100,13 @@ def test_no_process_outlives_a_killed_parent():
     """The kernel-restart case: the parent dies by SIGKILL, so no atexit hook runs."""
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
     try:
-        pids = json.loads(child.stdout.readline())
-        assert len(pids) == 2 and still_running(pids, timeout=0) == pids
+        pids, watchdog = json.loads(child.stdout.readline())
+        assert len(pids) == 2 and still_running(pids + [watchdog], timeout=0) == pids + [watchdog]
     finally:
         child.kill()
         child.wait()
     assert still_running(pids, timeout=20) == []
+    assert still_running([watchdog], timeout=5) == [], "the watchdog exits once its job is done"
 
 
 def test_measure_streaming_and_plain(sync_server):

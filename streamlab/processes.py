@@ -1,0 +1,281 @@
+"""Start a server program as a subprocess, and always stop it.
+
+``ManagedProcess`` is what the Gunicorn, nginx and Jupyter helpers share. A
+process is started in its own process group with its output captured to a log
+file; ``start()`` returns once the subclass's ``ready()`` says it answers, or
+raises ``ServerStartError`` with the log's tail. Four things make sure it is
+stopped:
+
+* ``stop()`` (or leaving a ``with`` block) terminates the whole process group,
+  politely, then by force;
+* starting a process under a name that is already running stops the old one
+  first, so re-running a notebook cell never leaves two behind;
+* an ``atexit`` hook stops every process when Python exits;
+* a small watchdog process (``streamlab.watchdog``) stops the group when the
+  Python process that started it is killed and no hook can run (a kernel
+  restart or crash).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+HOST = "127.0.0.1"
+PORT_IN_USE = ("Address already in use", "Connection in use", "is already in use")
+
+_processes: dict[str, ManagedProcess] = {}
+
+
+class ServerStartError(RuntimeError):
+    """A server did not start or did not answer; the message ends with its log."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class ManagedProcess:
+    """A server program on 127.0.0.1 that this Python process owns.
+
+    Subclasses say how to run it (``command``), where (``cwd``), with what
+    extra environment (``environment``), and when it is ready (``ready``).
+    """
+
+    kind = "process"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 8.0,
+    ) -> None:
+        self.name = name
+        self.requested_port = port
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+        self._log_text = ""
+
+    # -- what subclasses provide -------------------------------------------
+    def command(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return {}
+
+    cwd: Path | None = None
+
+    def ready(self) -> bool:
+        """True once the program answers; called repeatedly while starting."""
+        raise NotImplementedError
+
+    # -- addresses ---------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError(f"The {self.kind} has not been started yet: call start() first.")
+        return f"http://{HOST}:{self.port}"
+
+    def url(self, path: str = "/") -> str:
+        """The full URL of ``path`` on this server."""
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    # -- lifecycle ---------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self):
+        """Start the program and wait until it is ready; stop a running namesake first."""
+        previous = _processes.get(self.name)
+        if previous is not None and previous is not self:
+            previous.stop()
+        if self.running:
+            return self
+        attempts = 1 if self.requested_port else 3
+        for attempt in range(attempts):
+            try:
+                self._launch(self.requested_port or free_port())
+                self._wait_until_ready()
+                break
+            except ServerStartError:
+                port_taken = any(marker in self.log for marker in PORT_IN_USE)
+                self.stop()
+                if not port_taken or attempt == attempts - 1:
+                    raise
+            except BaseException:  # KeyboardInterrupt included: leave nothing behind
+                self.stop()
+                raise
+        _processes[self.name] = self
+        return self
+
+    def _launch(self, port: int) -> None:
+        self.port = port
+        log = tempfile.NamedTemporaryFile(
+            prefix=f"{self.kind}-{self.name}-{port}-", suffix=".log", delete=False
+        )
+        self._log_path = Path(log.name)
+        self._log_text = ""
+        with log:
+            self.process = subprocess.Popen(
+                self.command(port),
+                cwd=self.cwd,
+                env={**os.environ, **self.environment()},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, stopped as one
+            )
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-m", "streamlab.watchdog", str(os.getpid()), str(self.process.pid)],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                code = None if self.process is None else self.process.returncode
+                raise ServerStartError(
+                    f"The {self.kind} exited with code {code} while starting. "
+                    f"Its log:\n{self.log_tail()}"
+                )
+            if self.ready():
+                return
+            time.sleep(0.05)
+        raise ServerStartError(
+            f"The {self.kind} did not answer on {self.base_url} within "
+            f"{self.startup_timeout:g} s. Its log:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """Stop the program and everything in its process group; keep the log."""
+        process = self.process
+        if process is not None:
+            if process.poll() is None:
+                _signal_group(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    _signal_group(process.pid, signal.SIGKILL)
+                    process.wait(timeout=10)
+            # Children left behind by a leader that died abruptly share its group.
+            _signal_group(process.pid, signal.SIGKILL)
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
+        if self._log_path is not None:
+            self._log_text = self._read_log()
+            self._log_path.unlink(missing_ok=True)
+            self._log_path = None
+        if _processes.get(self.name) is self:
+            del _processes[self.name]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"running on {self.base_url}" if self.running else "stopped"
+        return f"<{type(self).__name__} {self.name!r} {state}>"
+
+    # -- inspection --------------------------------------------------------
+    def _read_log(self) -> str:
+        if self._log_path is None:
+            return self._log_text
+        try:
+            return self._log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def log(self) -> str:
+        """Everything the program wrote so far (kept after ``stop()``)."""
+        return self._read_log()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.splitlines()[-lines:])
+
+    def main_process(self) -> psutil.Process | None:
+        if not self.running:
+            return None
+        assert self.process is not None
+        try:
+            return psutil.Process(self.process.pid)
+        except psutil.NoSuchProcess:
+            return None
+
+    def pids(self) -> list[int]:
+        """The program's pid and those of all its descendants."""
+        main = self.main_process()
+        if main is None:
+            return []
+        try:
+            return [main.pid] + [p.pid for p in main.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def still_running(pids: Sequence[int], timeout: float = 10.0) -> list[int]:
+    """Wait up to ``timeout`` seconds for ``pids`` to exit; return those still running.
+
+    A process that has exited but not yet been reaped (a zombie) counts as gone.
+    """
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while True:
+        alive = [pid for pid in alive if _is_running(pid)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def running_processes() -> list[ManagedProcess]:
+    """Every server this Python process started that is still running."""
+    return [p for p in _processes.values() if p.running]
+
+
+def stop_all() -> None:
+    """Stop every server this Python process started."""
+    for process in list(_processes.values()):
+        process.stop()
+
+
+atexit.register(stop_all)
