@@ -1,0 +1,73 @@
+"""A private Jupyter server, to measure what jupyter-server-proxy does to a stream.
+
+On Binder (and in any JupyterLab with jupyter-server-proxy installed) the
+learner's browser reaches the demo app through the notebook server, at
+``<base>/proxy/<port>/...``. Whether that path streams depends on the proxy,
+so the notebooks measure it: this module starts a Jupyter server on 127.0.0.1
+(a ``ManagedProcess``, stopped like every other server) and gives the proxied
+URL and the token to send with it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+
+import requests
+
+from .processes import HOST, ManagedProcess
+
+
+class JupyterServer(ManagedProcess):
+    """``jupyter server`` on 127.0.0.1 with a random token and an empty root folder."""
+
+    kind = "jupyter"
+
+    def __init__(self, *, name: str = "jupyter", startup_timeout: float = 60.0) -> None:
+        super().__init__(name=name, startup_timeout=startup_timeout)
+        self.token = secrets.token_hex(16)
+        self._root = tempfile.TemporaryDirectory(prefix="streamlab-jupyter-")
+
+    def command(self, port: int) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "jupyter_server", "--no-browser",
+            f"--ServerApp.ip={HOST}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self._root.name}",
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")  # containers and CI machines often run as root
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        # Keep the server's runtime files (connection files, cookies secret) private.
+        return {"JUPYTER_RUNTIME_DIR": os.path.join(self._root.name, ".runtime")}
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def ready(self) -> bool:
+        try:
+            reply = requests.get(self.url("/api/status"), headers=self.auth_headers, timeout=1)
+        except requests.RequestException:
+            return False
+        return reply.status_code == 200
+
+    def proxied_url(self, port: int, path: str = "/") -> str:
+        """The URL of ``path`` on 127.0.0.1:``port`` as seen through jupyter-server-proxy."""
+        return self.url(f"/proxy/{port}" + (path if path.startswith("/") else "/" + path))
+
+
+def proxy_link(port: int, path: str = "/") -> str:
+    """A link to the demo app through the notebook server, for the learner's own browser.
+
+    It is an absolute path on the page's own host, so it works in a local
+    JupyterLab (``/proxy/8000/``) and on Binder or JupyterHub, where the
+    server lives under ``JUPYTERHUB_SERVICE_PREFIX`` (``/user/<name>/proxy/...``).
+    """
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    if not prefix.endswith("/"):
+        prefix += "/"
+    return f"{prefix}proxy/{port}" + (path if path.startswith("/") else "/" + path)
