@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""Measure TTFB, worker memory and throughput of the demo app's plain and streaming views.
+
+    python scripts/bench.py                        # about a minute: bodies of 1, 4 and 16 MiB
+    python scripts/bench.py --full                 # streams up to 1 GiB (a few minutes)
+    python scripts/bench.py --sizes 1,8 --repeats 5 --chunk-rows 1,64,4096
+
+Writes build/bench/results.json and the figures as PNG next to it, prints a
+table and checks the benchmark's targets (each with the value measured).
+Exit status 0 even when a target is missed, unless --strict is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no window
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from streamlab import bench, plots  # noqa: E402
+from streamlab.server import PROJECT_ROOT  # noqa: E402
+
+
+def _numbers(text: str, kind: type) -> list:
+    try:
+        values = [kind(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        message = f"expected comma-separated numbers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true",
+                        help="stream up to 1 GiB (HttpResponse capped at DEMO_MAX_ROWS)")
+    parser.add_argument("--sizes", type=lambda t: _numbers(t, float), metavar="MIB,...",
+                        help="body sizes in MiB for the size series (default 1,4,16)")
+    parser.add_argument("--repeats", type=int,
+                        help="runs per point; medians are kept (default 5, 3 with --full)")
+    parser.add_argument("--chunk-rows", type=lambda t: _numbers(t, int), metavar="N,...",
+                        help="rows per chunk for the throughput sweep")
+    parser.add_argument("--chunk-mib", type=float, metavar="MIB",
+                        help="body size of the throughput sweep (default 4, 16 with --full)")
+    parser.add_argument("--client-mib", type=float, metavar="MIB",
+                        help="body size for the client memory comparison (default 16)")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build" / "bench",
+                        help="directory for results.json and the PNG figures")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def config_from(args: argparse.Namespace) -> bench.BenchConfig:
+    config = bench.BenchConfig.full_run() if args.full else bench.BenchConfig.default()
+    if args.sizes:
+        config.sizes = [round(s * bench.MiB) for s in args.sizes]
+    if args.repeats:
+        config.repeats = args.repeats
+    if args.chunk_rows:
+        config.chunk_rows = sorted(set(args.chunk_rows))
+    if args.chunk_mib:
+        config.chunk_body = round(args.chunk_mib * bench.MiB)
+    if args.client_mib:
+        config.client_body = round(args.client_mib * bench.MiB)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = config_from(args)
+    started = time.perf_counter()
+    results = bench.run(config, progress=not args.no_progress, log=print)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, (figure, reading) in plots.all_figures(results).items():
+        path = args.out / f"{name}.png"
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        print(f"{path}: {reading}")
+    results["elapsed_s"] = time.perf_counter() - started
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    print()
+    print(bench.format_table(results))
+    print(f"\nResults in {args.out / 'results.json'}; took {results['elapsed_s']:.0f} s.")
+    missed = [t["name"] for t in results["targets"] if not t["met"]]
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,545 @@
+"""The measurement series behind notebook 04 and ``make bench``.
+
+Each series repeats ``streamlab.measure()`` and keeps the median, because the
+machine is shared: one slow run says more about the neighbours than about
+Django. Repeats are taken round-robin (every configuration once, then again),
+so a burst of background load spreads over all of them instead of landing on
+one.
+
+Memory is measured on a fresh worker every time. CPython and the C allocator
+keep some freed memory for reuse instead of returning it to the system, so a
+worker that already built a big body can start the next request with a raised
+baseline and then show a smaller rise. ``fresh_worker()`` stops the worker,
+lets the Gunicorn master fork a replacement (the app is preloaded, so that
+takes a fraction of a second) and warms it up with two tiny requests, so the
+first-request set-up cost is not counted as the response's memory or time.
+
+Everything returned is plain dicts, lists and numbers, ready for ``json.dump``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+import requests
+from tqdm import tqdm
+
+from demo_app import csvgen
+from demo_app import settings as demo_settings
+
+from .environment import package_versions
+from .measure import READ_SIZE, Measurement, measure
+from .server import DemoServer, start_server
+
+MiB = 2**20
+KiB = 2**10
+
+PATHS = {"plain": "/download_csv", "streaming": "/download_csv_streaming"}
+LABELS = {"plain": "HttpResponse", "streaming": "StreamingHttpResponse"}
+KINDS = ("streaming", "plain")
+WARM_UP_ROWS = 10_000
+
+
+@dataclass
+class BenchConfig:
+    """What to measure: body sizes in bytes, repeats, and the chunk-size sweep."""
+
+    sizes: list[int]
+    repeats: int = 5
+    chunk_rows: list[int] = field(
+        default_factory=lambda: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
+    )
+    chunk_body: int = 4 * MiB
+    client_body: int = 16 * MiB
+    full: bool = False
+
+    @classmethod
+    def default(cls) -> BenchConfig:
+        """About a minute on two cores; the worker never holds more than ~100 MB."""
+        return cls(sizes=[1 * MiB, 4 * MiB, 16 * MiB])
+
+    @classmethod
+    def full_run(cls) -> BenchConfig:
+        """Streaming up to 1 GiB; the plain response stops at the app's row cap (~39 MiB)."""
+        sizes = [1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB, 256 * MiB, 1024 * MiB]
+        chunk_rows = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144]
+        return cls(sizes=sizes, repeats=3, chunk_rows=chunk_rows, chunk_body=16 * MiB, full=True)
+
+
+# -- URLs and sizes ---------------------------------------------------------------
+
+
+def csv_url(server: DemoServer, kind: str, rows: int, chunk_rows: int | None = None) -> str:
+    """The demo app's URL for ``rows`` CSV rows sent whole (``plain``) or ``streaming``."""
+    if kind not in PATHS:
+        raise ValueError(f"kind must be one of {sorted(PATHS)}, got {kind!r}.")
+    query = f"rows={rows}" + (f"&chunk_rows={chunk_rows}" if chunk_rows is not None else "")
+    return server.url(f"{PATHS[kind]}?{query}")
+
+
+def size_plan(sizes: Iterable[int], max_plain_rows: int | None = None) -> dict[str, list[int]]:
+    """Row counts per kind for the body sizes asked for.
+
+    The plain view refuses more than ``settings.DEMO_MAX_ROWS`` rows (it would
+    hold the whole body several times over in the worker), so sizes beyond the
+    cap are measured once, at the cap, for that kind.
+    """
+    cap = demo_settings.DEMO_MAX_ROWS if max_plain_rows is None else max_plain_rows
+    streaming = sorted({csvgen.rows_for_size(size) for size in sizes})
+    plain = sorted({min(rows, cap) for rows in streaming})
+    return {"streaming": streaming, "plain": plain}
+
+
+# -- a fresh worker for every memory measurement -----------------------------------
+
+
+def bench_server(name: str = "bench", timeout: float = 600) -> DemoServer:
+    """One sync worker with the app preloaded in the master, so a new worker is a quick fork.
+
+    The timeout is long because the sync worker is killed by the master when a
+    single request outlasts it, and a 1 GiB stream takes tens of seconds here.
+    """
+    return start_server(worker_class="sync", workers=1, timeout=timeout,
+                        extra_args=["--preload"], name=name)
+
+
+def fresh_worker(server: DemoServer, timeout: float = 15.0) -> psutil.Process:
+    """Replace the server's worker with a new one that has served only two tiny requests.
+
+    The old worker is asked to exit (SIGTERM, which a Gunicorn worker treats as
+    "finish and leave"); the master forks a replacement. The warm-up requests
+    pay for what any first request pays (URL resolver, lazy imports, first
+    allocations), so the measured request starts from a settled baseline.
+    """
+    old = server.worker_processes()
+    if not old:
+        raise RuntimeError(f"The server has no worker to replace. Its log:\n{server.log_tail()}")
+    for process in old:
+        process.terminate()
+    psutil.wait_procs(old, timeout=timeout)
+    old_pids = {p.pid for p in old}
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = server.worker_processes()
+        if workers and not {w.pid for w in workers} & old_pids:
+            break
+        if time.monotonic() > deadline or not server.running:
+            raise RuntimeError(
+                f"Gunicorn did not start a replacement worker within {timeout:g} s. "
+                f"Its log:\n{server.log_tail()}"
+            )
+        time.sleep(0.01)
+    for kind in KINDS:
+        requests.get(csv_url(server, kind, WARM_UP_ROWS), timeout=timeout).raise_for_status()
+    _wait_until_idle(workers[0], timeout)
+    return workers[0]
+
+
+def _wait_until_idle(process: psutil.Process, timeout: float) -> None:
+    """Wait until the worker sleeps (back in accept) and its RSS has stopped moving."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        rss = process.memory_info().rss
+        if rss == last and process.status() == psutil.STATUS_SLEEPING:
+            return
+        last = rss
+        time.sleep(0.02)
+
+
+def measure_on_fresh_worker(server: DemoServer, url: str) -> Measurement:
+    """``measure()`` one request on a worker that has served nothing big before it."""
+    fresh_worker(server)
+    return measure(url, server=server)
+
+
+def _checked(measurement: Measurement, expected_bytes: int, server: DemoServer) -> Measurement:
+    if measurement.status != 200 or measurement.nbytes != expected_bytes:
+        raise RuntimeError(
+            f"{measurement.url} gave status {measurement.status} and {measurement.nbytes} bytes, "
+            f"expected 200 and {expected_bytes}. The server's log:\n{server.log_tail()}"
+        )
+    return measurement
+
+
+# -- the series ----------------------------------------------------------------
+
+
+def _median(values: Iterable[float]) -> float:
+    return float(statistics.median(list(values)))
+
+
+def _progress(total: int, desc: str, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="req", disable=not enabled, leave=True)
+
+
+def size_series(
+    server: DemoServer,
+    sizes: Sequence[int],
+    repeats: int = 3,
+    *,
+    max_plain_rows: int | None = None,
+    progress: bool = False,
+) -> dict[str, list[dict[str, Any]]]:
+    """TTFB, total time and worker memory per kind and body size (medians over ``repeats``).
+
+    Every request runs on a fresh worker (see ``fresh_worker``). The streaming
+    view uses the app's default ``chunk_rows``, as a caller who does not tune
+    anything would get.
+    """
+    plan = size_plan(sizes, max_plain_rows)
+    runs: dict[tuple[str, int], list[Measurement]] = {}
+    steps = [(kind, rows) for kind in KINDS for rows in plan[kind]]
+    with _progress(len(steps) * repeats, "sizes", progress) as bar:
+        for _ in range(repeats):
+            for kind, rows in steps:
+                m = measure_on_fresh_worker(server, csv_url(server, kind, rows))
+                runs.setdefault((kind, rows), []).append(_checked(m, csvgen.csv_size(rows), server))
+                bar.update()
+    return {kind: [_size_point(kind, rows, runs[kind, rows]) for rows in plan[kind]]
+            for kind in KINDS}
+
+
+def _size_point(kind: str, rows: int, runs: list[Measurement]) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "rows": rows,
+        "bytes": runs[0].nbytes,
+        "chunk_rows": demo_settings.DEMO_DEFAULT_CHUNK_ROWS if kind == "streaming" else None,
+        "chunked": runs[0].chunked,
+        "repeats": len(runs),
+        "headers_s": _median(m.headers_s for m in runs),
+        "ttfb_s": _median(m.ttfb_s or 0.0 for m in runs),
+        "total_s": _median(m.total_s for m in runs),
+        "throughput": _median(m.throughput for m in runs),
+        "worker_rss_baseline": int(_median(m.worker_rss_baseline or 0 for m in runs)),
+        "worker_rss_delta": int(_median(m.worker_rss_delta or 0 for m in runs)),
+        "ttfb_s_runs": [m.ttfb_s for m in runs],
+        "total_s_runs": [m.total_s for m in runs],
+        "worker_rss_delta_runs": [m.worker_rss_delta for m in runs],
+    }
+
+
+def generation_throughput(rows: int, chunk_rows: int) -> float:
+    """Bytes per second of producing the CSV in-process: ``iter_chunks`` plus encoding, no HTTP.
+
+    This is the ceiling for streaming the same rows: the view cannot send
+    faster than it can produce. Encoding is included because Django encodes
+    each ``str`` chunk to bytes before the server writes it.
+    """
+    start = time.perf_counter()
+    nbytes = sum(len(chunk.encode()) for chunk in csvgen.iter_chunks(rows, chunk_rows))
+    return nbytes / (time.perf_counter() - start)
+
+
+def chunk_series(
+    server: DemoServer,
+    body: int,
+    chunk_rows: Sequence[int],
+    repeats: int = 3,
+    *,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Throughput of the streaming view per ``chunk_rows``, with the in-process ceiling.
+
+    Streamed throughput is the median over ``repeats``. The ceiling is the
+    fastest of as many in-process runs (as ``timeit`` advises: background load
+    only ever slows a run down, so the fastest is closest to the true cost).
+    The same rows sent whole by the plain view are the end-to-end reference.
+    CPU seconds of the worker and of this client process are recorded per
+    request, to show where the time goes when chunks are small.
+    """
+    rows = csvgen.rows_for_size(body)
+    expected = csvgen.csv_size(rows)
+    streamed: dict[int, list[dict[str, float]]] = {c: [] for c in chunk_rows}
+    generated: dict[int, list[float]] = {c: [] for c in chunk_rows}
+    plain: list[Measurement] = []
+    worker = server.worker_processes()[0]
+    with _progress((len(chunk_rows) + 1) * repeats, "chunk sizes", progress) as bar:
+        for _ in range(repeats):
+            for c in chunk_rows:
+                streamed[c].append(_timed_with_cpu(server, worker, rows, c, expected))
+                generated[c].append(generation_throughput(rows, c))
+                bar.update()
+            plain.append(_checked(measure(csv_url(server, "plain", rows)), expected, server))
+            bar.update()
+    points = []
+    for c in chunk_rows:
+        runs = streamed[c]
+        chunks = -(-rows // c)
+        point: dict[str, Any] = {"chunk_rows": c, "chunk_bytes": expected / chunks,
+                                 "chunks": chunks}
+        for key in ("throughput", "total_s", "ttfb_s", "server_cpu_s", "client_cpu_s"):
+            point[key] = _median(r[key] for r in runs)
+        point["generation_throughput"] = max(generated[c])
+        point["share"] = point["throughput"] / point["generation_throughput"]
+        point["throughput_runs"] = [r["throughput"] for r in runs]
+        point["generation_throughput_runs"] = generated[c]
+        points.append(point)
+    return {
+        "rows": rows,
+        "bytes": expected,
+        "repeats": repeats,
+        "read_size": READ_SIZE,
+        "default_chunk_rows": demo_settings.DEMO_DEFAULT_CHUNK_ROWS,
+        "plain": {
+            "total_s": _median(m.total_s for m in plain),
+            "ttfb_s": _median(m.ttfb_s or 0.0 for m in plain),
+            "throughput": _median(m.throughput for m in plain),
+        },
+        "points": points,
+    }
+
+
+def _timed_with_cpu(
+    server: DemoServer, worker: psutil.Process, rows: int, chunk_rows: int, expected: int
+) -> dict[str, float]:
+    before_worker = sum(worker.cpu_times()[:2])
+    before_client = time.process_time()
+    m = _checked(measure(csv_url(server, "streaming", rows, chunk_rows)), expected, server)
+    return {
+        "throughput": m.throughput,
+        "total_s": m.total_s,
+        "ttfb_s": m.ttfb_s or 0.0,
+        "server_cpu_s": sum(worker.cpu_times()[:2]) - before_worker,
+        "client_cpu_s": time.process_time() - before_client,
+    }
+
+
+def arrival(server: DemoServer, body: int) -> dict[str, Any]:
+    """Bytes received over time for the same CSV sent whole and streamed (one run each)."""
+    rows = csvgen.rows_for_size(body)
+    result: dict[str, Any] = {"rows": rows, "bytes": csvgen.csv_size(rows)}
+    for kind in KINDS:
+        m = _checked(measure_on_fresh_worker(server, csv_url(server, kind, rows)),
+                     result["bytes"], server)
+        result[kind] = {"ttfb_s": m.ttfb_s, "total_s": m.total_s,
+                        "timeline": [list(point) for point in m.timeline]}
+    return result
+
+
+def client_peak_memory(url: str, how: str, read_size: int = READ_SIZE) -> dict[str, Any]:
+    """Peak Python memory of this process while downloading ``url`` with ``requests``.
+
+    ``how="content"`` is ``requests.get(url).content`` (the whole body in one
+    bytes object); ``how="iter_content"`` reads ``read_size`` pieces with
+    ``stream=True`` and keeps only their count. tracemalloc counts every
+    allocation Python makes, so the peak includes requests' own buffers.
+    """
+    if how not in ("content", "iter_content"):
+        raise ValueError(f"how must be 'content' or 'iter_content', got {how!r}.")
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    baseline, _ = tracemalloc.get_traced_memory()
+    nbytes = 0
+    try:
+        if how == "content":
+            response = requests.get(url, timeout=120)
+            nbytes = len(response.content)
+            del response
+        else:
+            with requests.get(url, stream=True, timeout=120) as response:
+                for piece in response.iter_content(read_size):
+                    nbytes += len(piece)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return {"how": how, "bytes": nbytes, "peak": peak - baseline, "read_size": read_size}
+
+
+def client_memory(server: DemoServer, body: int) -> dict[str, Any]:
+    """``.content`` against ``iter_content`` for the same streamed CSV."""
+    rows = csvgen.rows_for_size(body)
+    url = csv_url(server, "streaming", rows)
+    return {
+        "rows": rows,
+        "bytes": csvgen.csv_size(rows),
+        "content": client_peak_memory(url, "content"),
+        "iter_content": client_peak_memory(url, "iter_content"),
+    }
+
+
+# -- the whole benchmark ---------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    """Versions and the machine, so a result file says what it was measured on."""
+    memory = psutil.virtual_memory()
+    return {
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_total": memory.total,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def run(
+    config: BenchConfig,
+    *,
+    server: DemoServer | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every series of the benchmark; starts (and stops) its own server unless given one."""
+    say = log or (lambda _message: None)
+    own = server is None
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    server = server or bench_server()
+    started = time.perf_counter()
+    try:
+        say(f"Demo app under Gunicorn at {server.base_url} ({server.worker_class} worker)")
+        sizes = size_series(server, config.sizes, config.repeats, progress=progress)
+        chunks = chunk_series(server, config.chunk_body, config.chunk_rows, config.repeats,
+                              progress=progress)
+        timeline_body = max(p["bytes"] for p in sizes["plain"])
+        timelines = arrival(server, timeline_body)
+        client = client_memory(server, config.client_body)
+    finally:
+        if own:
+            server.stop()
+    results: dict[str, Any] = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": asdict(config),
+        "machine": {**machine_info(), "load_average_before": load_before},
+        "default_chunk_rows": demo_settings.DEMO_DEFAULT_CHUNK_ROWS,
+        "max_plain_rows": demo_settings.DEMO_MAX_ROWS,
+        "sizes": sizes,
+        "chunks": chunks,
+        "arrival": timelines,
+        "client_memory": client,
+        "elapsed_s": time.perf_counter() - started,
+    }
+    results["targets"] = evaluate(results)
+    return results
+
+
+# -- targets -------------------------------------------------------------------
+
+TTFB_LIMIT_S = 0.020
+TTFB_FLATNESS = 2.0
+STREAMING_MEMORY_LIMIT = 10 * 10**6
+CEILING_SHARE = 0.75
+DEFAULT_SHARE = 0.80
+
+
+def best_batched(chunks: dict[str, Any]) -> dict[str, Any]:
+    """The chunk size with the highest streaming throughput."""
+    return max(chunks["points"], key=lambda p: p["throughput"])
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The benchmark's targets, each with the measured value and whether it was met."""
+    streaming = results["sizes"]["streaming"]
+    chunks = results["chunks"]
+    smallest, largest = streaming[0], streaming[-1]
+    best = best_batched(chunks)
+    by_rows = {p["chunk_rows"]: p for p in chunks["points"]}
+    default = by_rows.get(results["default_chunk_rows"])
+    worst_memory = max(streaming, key=lambda p: p["worker_rss_delta"])
+    flat = largest["ttfb_s"] / smallest["ttfb_s"]
+    share = best["share"]
+    targets = [
+        _target(
+            "streaming TTFB flat",
+            f"at {_mib(largest['bytes'])} within {TTFB_FLATNESS:g}x of {_mib(smallest['bytes'])}"
+            f", and under {TTFB_LIMIT_S * 1000:g} ms",
+            f"{largest['ttfb_s'] * 1000:.1f} ms vs {smallest['ttfb_s'] * 1000:.1f} ms "
+            f"({flat:.2f}x)",
+            flat <= TTFB_FLATNESS and largest["ttfb_s"] < TTFB_LIMIT_S,
+        ),
+        _target(
+            "streaming worker memory",
+            f"peak RSS above baseline under {STREAMING_MEMORY_LIMIT / 1e6:g} MB at every size",
+            f"largest {worst_memory['worker_rss_delta'] / 1e6:.1f} MB, at "
+            f"{_mib(worst_memory['bytes'])}",
+            all(p["worker_rss_delta"] < STREAMING_MEMORY_LIMIT for p in streaming),
+        ),
+        _target(
+            "batched streaming vs in-process",
+            f"best chunk size reaches >= {CEILING_SHARE:.0%} of generating the rows in-process",
+            f"{best['chunk_rows']} rows/chunk: {_rate(best['throughput'])}, {share:.0%} of "
+            f"{_rate(best['generation_throughput'])}",
+            share >= CEILING_SHARE,
+        ),
+        _target(
+            "batched streaming vs whole body",
+            f"best chunk size no slower end to end than HttpResponse at {_mib(chunks['bytes'])}",
+            f"{best['total_s'] * 1000:.0f} ms streamed vs {chunks['plain']['total_s'] * 1000:.0f} "
+            "ms whole",
+            best["total_s"] <= chunks["plain"]["total_s"],
+        ),
+    ]
+    if default is None:
+        targets.append(_target("default chunk_rows", "measured in the sweep",
+                               f"{results['default_chunk_rows']} not in the sweep", False))
+    else:
+        of_best = default["throughput"] / best["throughput"]
+        targets.append(_target(
+            "default chunk_rows",
+            f"default reaches >= {DEFAULT_SHARE:.0%} of the fastest chunk size's throughput",
+            f"{default['chunk_rows']} rows (~{default['chunk_bytes'] / KiB:.0f} KiB): "
+            f"{_rate(default['throughput'])}, {of_best:.0%} of the fastest "
+            f"({best['chunk_rows']} rows)",
+            of_best >= DEFAULT_SHARE,
+        ))
+    return targets
+
+
+def _target(name: str, target: str, measured: str, met: bool) -> dict[str, Any]:
+    return {"name": name, "target": target, "measured": measured, "met": bool(met)}
+
+
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / MiB:,.0f} MiB" if nbytes >= 10 * MiB else f"{nbytes / MiB:.1f} MiB"
+
+
+def _rate(bytes_per_s: float) -> str:
+    return f"{bytes_per_s / MiB:.1f} MiB/s"
+
+
+# -- text output ---------------------------------------------------------------
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The size series, the chunk sweep and the targets as fixed-width text."""
+    lines = [f"{'kind':<22}{'body':>10}{'TTFB ms':>10}{'total ms':>10}{'MiB/s':>8}"
+             f"{'worker RSS +MB':>16}"]
+    for kind in KINDS:
+        for p in results["sizes"][kind]:
+            lines.append(
+                f"{LABELS[kind]:<22}{_mib(p['bytes']):>10}{p['ttfb_s'] * 1000:>10.1f}"
+                f"{p['total_s'] * 1000:>10.0f}{p['throughput'] / MiB:>8.1f}"
+                f"{p['worker_rss_delta'] / 1e6:>16.1f}"
+            )
+    chunks = results["chunks"]
+    lines += ["", f"Chunk sizes, {_mib(chunks['bytes'])} streamed "
+                  f"(HttpResponse, same rows: {_rate(chunks['plain']['throughput'])}):",
+              f"{'chunk_rows':>10}{'~KiB':>9}{'MiB/s':>8}{'in-process':>12}{'share':>7}"
+              f"{'worker CPU s':>14}{'client CPU s':>14}"]
+    for p in chunks["points"]:
+        lines.append(
+            f"{p['chunk_rows']:>10}{p['chunk_bytes'] / KiB:>9.1f}{p['throughput'] / MiB:>8.1f}"
+            f"{p['generation_throughput'] / MiB:>12.1f}{p['share']:>7.0%}"
+            f"{p['server_cpu_s']:>14.2f}{p['client_cpu_s']:>14.2f}"
+        )
+    client = results["client_memory"]
+    lines += ["", f"Client memory for {_mib(client['bytes'])}: .content peak "
+                  f"{client['content']['peak'] / MiB:.1f} MiB, iter_content peak "
+                  f"{client['iter_content']['peak'] / MiB:.2f} MiB", "", "Targets:"]
+    for t in results["targets"]:
+        lines.append(f"  [{'met' if t['met'] else 'MISSED'}] {t['name']}: {t['target']}")
+        lines.append(f"      measured: {t['measured']}")
+    return "\n".join(lines)
