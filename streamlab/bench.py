@@ -112,13 +112,16 @@ def bench_server(name: str = "bench", timeout: float = 600) -> DemoServer:
                         extra_args=["--preload"], name=name)
 
 
-def fresh_worker(server: DemoServer, timeout: float = 15.0) -> psutil.Process:
+def fresh_worker(
+    server: DemoServer, *, warm_up: bool = True, timeout: float = 15.0
+) -> psutil.Process:
     """Replace the server's worker with a new one that has served only two tiny requests.
 
     The old worker is asked to exit (SIGTERM, which a Gunicorn worker treats as
     "finish and leave"); the master forks a replacement. The warm-up requests
     pay for what any first request pays (URL resolver, lazy imports, first
     allocations), so the measured request starts from a settled baseline.
+    ``warm_up=False`` leaves the new worker cold, to show that cost.
     """
     old = server.worker_processes()
     if not old:
@@ -138,7 +141,7 @@ def fresh_worker(server: DemoServer, timeout: float = 15.0) -> psutil.Process:
                 f"Its log:\n{server.log_tail()}"
             )
         time.sleep(0.01)
-    for kind in KINDS:
+    for kind in KINDS if warm_up else ():
         requests.get(csv_url(server, kind, WARM_UP_ROWS), timeout=timeout).raise_for_status()
     _wait_until_idle(workers[0], timeout)
     return workers[0]

@@ -21,10 +21,11 @@ from .bench import KINDS, LABELS, KiB, MiB, best_batched
 COLORS = {"streaming": "tab:blue", "plain": "tab:orange"}
 MARKERS = {"streaming": "o", "plain": "s"}
 SIZE = (7.0, 4.2)
+TALL = (7.0, 5.0)
 
 
-def _figure(title: str) -> tuple[Figure, Any]:
-    figure, ax = plt.subplots(figsize=SIZE, layout="constrained")
+def _figure(title: str, size: tuple[float, float] = SIZE) -> tuple[Figure, Any]:
+    figure, ax = plt.subplots(figsize=size, layout="constrained")
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     return figure, ax
@@ -132,8 +133,7 @@ def client_memory_figure(client: dict[str, Any]) -> tuple[Figure, str]:
     reading = (
         f"Reading .content held {content['peak'] / MiB:.1f} MiB at its peak, "
         f"{content['peak'] / size:.1f} times the {_mib(size)} body; iter_content held "
-        f"{pieces['peak'] / MiB:.2f} MiB, {content['peak'] / pieces['peak']:.0f} times less, "
-        "and that does not grow with the body."
+        f"{pieces['peak'] / MiB:.2f} MiB, {content['peak'] / pieces['peak']:.0f} times less."
     )
     return figure, reading
 
@@ -142,7 +142,8 @@ def chunk_throughput_figure(chunks: dict[str, Any]) -> tuple[Figure, str]:
     """Streaming throughput against rows per chunk, with the in-process ceiling."""
     points = chunks["points"]
     rows = [p["chunk_rows"] for p in points]
-    figure, ax = _figure(f"Throughput against chunk size ({_mib(chunks['bytes'])} streamed)")
+    figure, ax = _figure(f"Throughput against chunk size ({_mib(chunks['bytes'])} streamed)",
+                         TALL)
     ax.plot(rows, [p["generation_throughput"] / MiB for p in points], color="grey",
             linestyle="--", marker=".", label="producing the rows in-process (no HTTP)")
     medians = [p["throughput"] / MiB for p in points]
@@ -162,7 +163,7 @@ def chunk_throughput_figure(chunks: dict[str, Any]) -> tuple[Figure, str]:
         "top", functions=(lambda r: r * chunks["bytes"] / chunks["rows"] / KiB,
                           lambda k: k * KiB * chunks["rows"] / chunks["bytes"]))
     top.set_xlabel("chunk size (KiB)")
-    ax.legend(loc="lower right", fontsize="small")
+    figure.legend(loc="outside lower center", ncols=2, fontsize="small")
     per_row = min(points, key=lambda p: p["chunk_rows"])
     best = best_batched(chunks)
     reading = (
