@@ -1,3 +1,13 @@
 """URLs for real-world patterns: database export, files, middleware (notebook 07)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import export_views
+
+urlpatterns = [
+    path("export/streaming", export_views.export_streaming),
+    path("export/whole", export_views.export_whole),
+    path("export/paged", export_views.export_paged),
+    path("files/file_response", export_views.file_response),
+    path("files/generator", export_views.file_generator),
+]
