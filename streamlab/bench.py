@@ -254,24 +254,31 @@ def chunk_series(
 ) -> dict[str, Any]:
     """Throughput of the streaming view per ``chunk_rows``, with the in-process ceiling.
 
-    Streamed throughput is the median over ``repeats``. The ceiling is the
-    fastest of as many in-process runs (as ``timeit`` advises: background load
-    only ever slows a run down, so the fastest is closest to the true cost).
+    Each streamed request is followed at once by producing the same rows
+    in-process, and both are summarised the same way, by their median over
+    ``repeats``: on a shared machine background load slows both, and comparing
+    one side's median with the other side's best run would not be fair.
     The same rows sent whole by the plain view are the end-to-end reference.
-    CPU seconds of the worker and of this client process are recorded per
-    request, to show where the time goes when chunks are small.
+
+    CPU seconds are recorded too: the worker's and this client's per request,
+    and the in-process run's. Load on the machine stretches wall-clock times a
+    lot and CPU times much less, so ``cpu_share`` (in-process CPU over worker
+    CPU for the same rows) shows the overhead of Django, Gunicorn and the socket
+    even when the throughputs are noisy.
     """
     rows = csvgen.rows_for_size(body)
     expected = csvgen.csv_size(rows)
     streamed: dict[int, list[dict[str, float]]] = {c: [] for c in chunk_rows}
-    generated: dict[int, list[float]] = {c: [] for c in chunk_rows}
+    generated: dict[int, list[tuple[float, float]]] = {c: [] for c in chunk_rows}
     plain: list[Measurement] = []
     worker = server.worker_processes()[0]
     with _progress((len(chunk_rows) + 1) * repeats, "chunk sizes", progress) as bar:
         for _ in range(repeats):
             for c in chunk_rows:
                 streamed[c].append(_timed_with_cpu(server, worker, rows, c, expected))
-                generated[c].append(generation_throughput(rows, c))
+                cpu_before = time.process_time()
+                speed = generation_throughput(rows, c)
+                generated[c].append((speed, time.process_time() - cpu_before))
                 bar.update()
             plain.append(_checked(measure(csv_url(server, "plain", rows)), expected, server))
             bar.update()
@@ -283,10 +290,14 @@ def chunk_series(
                                  "chunks": chunks}
         for key in ("throughput", "total_s", "ttfb_s", "server_cpu_s", "client_cpu_s"):
             point[key] = _median(r[key] for r in runs)
-        point["generation_throughput"] = max(generated[c])
+        point["generation_throughput"] = _median(speed for speed, _ in generated[c])
+        point["generation_cpu_s"] = _median(cpu for _, cpu in generated[c])
         point["share"] = point["throughput"] / point["generation_throughput"]
+        # psutil's CPU times tick in 10 ms steps: a tiny body may show none at all.
+        point["cpu_share"] = (point["generation_cpu_s"] / point["server_cpu_s"]
+                              if point["server_cpu_s"] > 0 else None)
         point["throughput_runs"] = [r["throughput"] for r in runs]
-        point["generation_throughput_runs"] = generated[c]
+        point["generation_throughput_runs"] = [speed for speed, _ in generated[c]]
         points.append(point)
     return {
         "rows": rows,
@@ -300,6 +311,35 @@ def chunk_series(
             "throughput": _median(m.throughput for m in plain),
         },
         "points": points,
+    }
+
+
+def chunk_costs(chunks: dict[str, Any], chunk_rows: int | None = None) -> dict[str, Any]:
+    """Split the CPU cost of streaming into a fixed cost per chunk and a cost per row.
+
+    Between the smallest chunk size of the sweep and ``chunk_rows`` (default:
+    the app's default) the rows are the same and only the number of chunks
+    changes, so the difference in CPU seconds divided by the difference in
+    chunks is what one chunk costs the worker and the client. CPU time is far
+    less disturbed by other load than wall-clock time, so this holds up on a
+    busy machine. ``overhead`` is that fixed cost as a fraction of producing
+    one chunk's rows in-process.
+    """
+    points = {p["chunk_rows"]: p for p in chunks["points"]}
+    small = points[min(points)]
+    ref = points[chunk_rows or chunks["default_chunk_rows"]]
+    extra = small["chunks"] - ref["chunks"]
+    if extra <= 0:
+        raise ValueError("chunk_costs needs a sweep with smaller chunks than the one asked about.")
+    server = (small["server_cpu_s"] - ref["server_cpu_s"]) / extra
+    client = (small["client_cpu_s"] - ref["client_cpu_s"]) / extra
+    per_row = ref["generation_cpu_s"] / chunks["rows"]
+    return {
+        "chunk_rows": ref["chunk_rows"],
+        "per_chunk_server_s": server,
+        "per_chunk_client_s": client,
+        "per_row_s": per_row,
+        "overhead": (server + client) / (ref["chunk_rows"] * per_row) if per_row > 0 else None,
     }
 
 
@@ -474,7 +514,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             "batched streaming vs in-process",
             f"best chunk size reaches >= {CEILING_SHARE:.0%} of generating the rows in-process",
             f"{best['chunk_rows']} rows/chunk: {_rate(best['throughput'])}, {share:.0%} of "
-            f"{_rate(best['generation_throughput'])}",
+            f"{_rate(best['generation_throughput'])}{_cpu_note(best)}",
             share >= CEILING_SHARE,
         ),
         _target(
@@ -495,10 +535,28 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"default reaches >= {DEFAULT_SHARE:.0%} of the fastest chunk size's throughput",
             f"{default['chunk_rows']} rows (~{default['chunk_bytes'] / KiB:.0f} KiB): "
             f"{_rate(default['throughput'])}, {of_best:.0%} of the fastest "
-            f"({best['chunk_rows']} rows)",
+            f"({best['chunk_rows']} rows){_overhead_note(chunks)}",
             of_best >= DEFAULT_SHARE,
         ))
     return targets
+
+
+def _overhead_note(chunks: dict[str, Any]) -> str:
+    try:
+        costs = chunk_costs(chunks)
+    except (ValueError, KeyError):
+        return ""
+    if costs["overhead"] is None:
+        return ""
+    per_chunk = (costs["per_chunk_server_s"] + costs["per_chunk_client_s"]) * 1e6
+    return (f"; fixed cost per chunk {per_chunk:.1f} us of CPU, {costs['overhead']:.1%} "
+            "of producing one default chunk")
+
+
+def _cpu_note(point: dict[str, Any]) -> str:
+    if not point.get("cpu_share"):
+        return ""
+    return f" (in CPU time the worker needed {1 / point['cpu_share']:.2f}x the in-process cost)"
 
 
 def _target(name: str, target: str, measured: str, met: bool) -> dict[str, Any]:
@@ -516,9 +574,17 @@ def _rate(bytes_per_s: float) -> str:
 # -- text output ---------------------------------------------------------------
 
 
+def _load(load: Sequence[float] | None) -> str:
+    return "n/a" if not load else f"{load[0]:.1f}"
+
+
 def format_table(results: dict[str, Any]) -> str:
     """The size series, the chunk sweep and the targets as fixed-width text."""
-    lines = [f"{'kind':<22}{'body':>10}{'TTFB ms':>10}{'total ms':>10}{'MiB/s':>8}"
+    machine = results["machine"]
+    loads = [machine.get("load_average_before"), machine.get("load_average")]
+    lines = [f"{machine['cpus']} CPUs; load average (1 min) before {_load(loads[0])}, "
+             f"after {_load(loads[1])}", "",
+             f"{'kind':<22}{'body':>10}{'TTFB ms':>10}{'total ms':>10}{'MiB/s':>8}"
              f"{'worker RSS +MB':>16}"]
     for kind in KINDS:
         for p in results["sizes"][kind]:
@@ -531,12 +597,12 @@ def format_table(results: dict[str, Any]) -> str:
     lines += ["", f"Chunk sizes, {_mib(chunks['bytes'])} streamed "
                   f"(HttpResponse, same rows: {_rate(chunks['plain']['throughput'])}):",
               f"{'chunk_rows':>10}{'~KiB':>9}{'MiB/s':>8}{'in-process':>12}{'share':>7}"
-              f"{'worker CPU s':>14}{'client CPU s':>14}"]
+              f"{'worker CPU s':>14}{'client CPU s':>14}{'in-process CPU s':>18}"]
     for p in chunks["points"]:
         lines.append(
             f"{p['chunk_rows']:>10}{p['chunk_bytes'] / KiB:>9.1f}{p['throughput'] / MiB:>8.1f}"
             f"{p['generation_throughput'] / MiB:>12.1f}{p['share']:>7.0%}"
-            f"{p['server_cpu_s']:>14.2f}{p['client_cpu_s']:>14.2f}"
+            f"{p['server_cpu_s']:>14.2f}{p['client_cpu_s']:>14.2f}{p['generation_cpu_s']:>18.2f}"
         )
     client = results["client_memory"]
     lines += ["", f"Client memory for {_mib(client['bytes'])}: .content peak "

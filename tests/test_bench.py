@@ -113,9 +113,9 @@ def test_a_missed_target_is_reported_as_missed():
     ]}
     sweep = {"bytes": 4 * MiB, "plain": {"total_s": 0.2}, "points": [
         {"chunk_rows": 1, "chunk_bytes": 20, "throughput": 2 * MiB, "share": 0.05,
-         "generation_throughput": 40 * MiB, "total_s": 2.0},
+         "generation_throughput": 40 * MiB, "total_s": 2.0, "cpu_share": 0.1},
         {"chunk_rows": 4096, "chunk_bytes": 80 * KiB, "throughput": 38 * MiB, "share": 0.95,
-         "generation_throughput": 40 * MiB, "total_s": 0.1},
+         "generation_throughput": 40 * MiB, "total_s": 0.1, "cpu_share": 0.9},
     ]}
     results = {"sizes": points, "chunks": sweep, "default_chunk_rows": 4096}
     assert all(t["met"] for t in bench.evaluate(results))
