@@ -68,8 +68,12 @@ DEMO_MAX_ROWS = _env_int("DEMO_MAX_ROWS", 2_000_000)
 DEMO_MAX_STREAMING_ROWS = _env_int("DEMO_MAX_STREAMING_ROWS", 100_000_000)
 DEMO_MAX_CHUNK_ROWS = _env_int("DEMO_MAX_CHUNK_ROWS", 1_000_000)
 DEMO_MAX_DELAY_MS = _env_int("DEMO_MAX_DELAY_MS", 10_000)
-# Rows per chunk when the request does not say: see notebook 04 for the
-# measured throughput curve this default comes from.
+# Rows per chunk when the request does not say. 4096 rows is about 80 KiB:
+# on the plateau of the throughput curve measured in notebook 04 and by
+# `make bench`, where the fixed cost of a chunk (a few microseconds each in
+# Django, Gunicorn and the client) is under 1% of producing its rows,
+# while the first chunk is still ready within a few milliseconds and the
+# worker holds only one chunk at a time. One row per chunk is ~20x slower.
 DEMO_DEFAULT_CHUNK_ROWS = _env_int("DEMO_DEFAULT_CHUNK_ROWS", 4096)
 
 LOGGING = {
@@ -77,4 +81,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
+    # A 4xx is the client's mistake and already in Gunicorn's access log;
+    # logging it again as a warning would fill notebooks with red boxes.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -21,20 +21,27 @@ from .processes import HOST, ManagedProcess
 
 
 class JupyterServer(ManagedProcess):
-    """``jupyter server`` on 127.0.0.1 with a random token and an empty root folder."""
+    """``jupyter server`` (with JupyterLab) on 127.0.0.1 and a random token.
+
+    It serves ``root_dir``, or an empty temporary folder when none is given.
+    """
 
     kind = "jupyter"
 
-    def __init__(self, *, name: str = "jupyter", startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, *, name: str = "jupyter", root_dir: str | os.PathLike | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
         super().__init__(name=name, startup_timeout=startup_timeout)
         self.token = secrets.token_hex(16)
-        self._root = tempfile.TemporaryDirectory(prefix="streamlab-jupyter-")
+        self._private = tempfile.TemporaryDirectory(prefix="streamlab-jupyter-")
+        self.root_dir = str(root_dir or self._private.name)
 
     def command(self, port: int) -> list[str]:
         cmd = [
             sys.executable, "-m", "jupyter_server", "--no-browser",
             f"--ServerApp.ip={HOST}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self._root.name}",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # containers and CI machines often run as root
@@ -42,7 +49,7 @@ class JupyterServer(ManagedProcess):
 
     def environment(self) -> dict[str, str]:
         # Keep the server's runtime files (connection files, cookies secret) private.
-        return {"JUPYTER_RUNTIME_DIR": os.path.join(self._root.name, ".runtime")}
+        return {"JUPYTER_RUNTIME_DIR": os.path.join(self._private.name, "runtime")}
 
     @property
     def auth_headers(self) -> dict[str, str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import psutil
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from .server import DemoServer
 
@@ -107,7 +108,7 @@ class Measurement:
 
     url: str
     status: int
-    headers: dict[str, str]
+    headers: CaseInsensitiveDict  # HTTP header names are case-insensitive (RFC 9110)
     headers_s: float
     ttfb_s: float | None
     total_s: float
@@ -191,7 +192,7 @@ def measure(
     return Measurement(
         url=url,
         status=response.status_code,
-        headers=dict(response.headers),
+        headers=CaseInsensitiveDict(response.headers),
         headers_s=headers_s,
         ttfb_s=ttfb,
         total_s=total,

@@ -1,0 +1,120 @@
+"""Drive JupyterLab in a real, headless Chromium (Debian's package) with Playwright.
+
+Used by the browser test: open a notebook in JupyterLab, run every cell
+through the UI as a learner would, save it, and take a screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+
+# Chromium as root, offline: no sandbox, no GPU, and none of the background
+# connections that a closed network would refuse over and over.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary to use: $STREAMLAB_CHROMIUM, else chromium on PATH."""
+    configured = os.environ.get("STREAMLAB_CHROMIUM")
+    if configured:
+        return configured if Path(configured).exists() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def run_notebook_in_lab(
+    page, lab_url: str, saved_copy: Path, *, timeout: float = 180.0,
+    screenshot: Path | None = None, show_text: str | None = None,
+) -> nbformat.NotebookNode:
+    """Open ``lab_url`` (a notebook in JupyterLab), click Run > Run All Cells, save,
+    and return the saved notebook once every code cell has run. The screenshot
+    shows the output containing ``show_text`` when given, else the top.
+
+    JupyterLab renders only the cells in view, so the saved file, not the page,
+    tells whether every cell ran.
+    """
+    page.goto(lab_url)
+    _wait_for_kernel(page)
+    _run_all(page)
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(2)
+        if _answer_kernel_dialog(page):  # it can come late: then run everything again
+            _wait_for_kernel(page)
+            _run_all(page)
+            continue
+        dialog = page.query_selector(".jp-Dialog")
+        if dialog is not None:
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot.with_suffix(".dialog.png")))
+            raise RuntimeError(f"JupyterLab showed a dialog: {dialog.inner_text()[:500]!r}")
+        page.click(".lm-MenuBar-itemLabel:text-is('File')")
+        page.click(".lm-Menu-itemLabel:text-is('Save Notebook')")
+        time.sleep(0.5)
+        nb = nbformat.read(saved_copy, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        idle = page.get_attribute(".jp-Notebook-ExecutionIndicator", "data-status") == "idle"
+        if (idle and all(c.execution_count for c in code)) or time.monotonic() > deadline:
+            break
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        _scroll_to(page, show_text)
+        for dismiss in page.query_selector_all(".jp-toast-button:text-is('No')"):
+            dismiss.click()  # the "get notified about Jupyter news?" pop-up
+        page.screenshot(path=str(screenshot))
+    return nb
+
+
+def _scroll_to(page, text: str | None) -> None:
+    """Scroll the notebook to its top, then down until an output shows ``text``."""
+    panel = ".jp-NotebookPanel-notebook"
+    page.eval_on_selector(panel, "el => { el.scrollTop = 0; }")
+    if text is None:
+        return
+    for _ in range(60):
+        found = page.query_selector(f".jp-OutputArea-output:has-text({text!r})")
+        if found is not None:
+            found.scroll_into_view_if_needed()
+            return
+        page.eval_on_selector(panel, "el => { el.scrollTop += el.clientHeight / 2; }")
+        time.sleep(0.2)
+
+
+def _run_all(page) -> None:
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+
+
+def _answer_kernel_dialog(page) -> bool:
+    """Accept JupyterLab's "Select Kernel" dialog, as a learner would; True if there was one.
+
+    JupyterLab asks which kernel to use when it opens a notebook before it
+    has listed the kernels; the default it offers (Python 3) is the right one.
+    """
+    dialog = page.query_selector(".jp-Dialog")
+    if dialog is None or "Select Kernel" not in dialog.inner_text():
+        return False
+    page.click(".jp-Dialog .jp-mod-accept")
+    return True
+
+
+def _wait_for_kernel(page, timeout: float = 90.0) -> None:
+    """Wait until the notebook's kernel has been idle for two checks in a row."""
+    deadline = time.monotonic() + timeout
+    idle_checks = 0
+    while time.monotonic() < deadline:
+        if _answer_kernel_dialog(page):
+            idle_checks = 0
+        elif page.query_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']"):
+            idle_checks += 1
+            if idle_checks >= 2:
+                return
+        time.sleep(1)
+    raise TimeoutError(f"The notebook's kernel was not idle within {timeout:g} s.")

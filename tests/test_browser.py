@@ -1,0 +1,45 @@
+"""A learner's path, in a real browser: JupyterLab in headless Chromium runs notebook 00."""
+
+import shutil
+
+import pytest
+
+from streamlab.browser import CHROMIUM_ARGS, chromium_path, run_notebook_in_lab
+from streamlab.jupyter_proxy import JupyterServer
+from streamlab.notebooks import NOTEBOOK_DIR
+from streamlab.processes import still_running
+from streamlab.server import PROJECT_ROOT
+
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+CHROMIUM = chromium_path()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium: install Debian's 'chromium' package (CI does) or set STREAMLAB_CHROMIUM",
+)
+
+
+def test_notebook_00_runs_in_jupyterlab(tmp_path):
+    name = "00_start_here.ipynb"
+    shutil.copy(NOTEBOOK_DIR / name, tmp_path / name)  # the committed notebook stays clean
+    screenshot = PROJECT_ROOT / "build" / "browser" / "00_start_here.png"
+    with JupyterServer(name="t-lab", root_dir=tmp_path) as lab:
+        with playwright.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            url = lab.url(f"/lab/tree/{name}?token={lab.token}")
+            nb = run_notebook_in_lab(
+                page, url, tmp_path / name, screenshot=screenshot,
+                show_text="Transfer-Encoding: chunked",
+            )
+            browser.close()
+        descendants = lab.pids()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    not_run = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and not c.execution_count]
+    assert not_run == [], f"cells that did not run: {not_run}"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert errors == [], [f"{o.ename}: {o.evalue}" for o in errors]
+    text = "".join(o.get("text", "") for c in code for o in c.outputs)
+    assert "Transfer-Encoding: chunked" in text
+    assert screenshot.stat().st_size > 10_000
+    # The kernel, and any server the notebook started, went with JupyterLab.
+    assert still_running(descendants) == []
