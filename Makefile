@@ -4,6 +4,7 @@
 #   make lab    open the series in JupyterLab
 #   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=)
 #   make bench  measure TTFB, memory and throughput; results in build/bench/
+#   make slides reveal.js slides of every notebook in build/slides/
 #   make clean  remove build artefacts (keeps the virtual environment)
 
 PYTHON ?= python3
@@ -15,7 +16,7 @@ WORKER_CLASS ?= sync
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test lab serve bench lint clean distclean
+.PHONY: install run test lab serve bench slides lint clean distclean
 
 install: $(STAMP)
 
@@ -40,6 +41,9 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+slides: $(STAMP)
+	$(PY) scripts/build_slides.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -73,8 +73,11 @@ def render_html(nb: nbformat.NotebookNode, destination: Path) -> Path:
     return destination
 
 
-def run(path: Path, out_dir: Path, *, timeout: int = CELL_TIMEOUT, html: bool = True) -> RunResult:
-    """Execute one notebook into ``out_dir`` (and render it); never raise for a failing cell.
+def run(
+    path: Path, out_dir: Path, *, timeout: int = CELL_TIMEOUT, html_dir: Path | None = None
+) -> RunResult:
+    """Execute one notebook into ``out_dir`` (and render it into ``html_dir``);
+    never raise for a failing cell.
 
     A notebook that fails is still written, with the error in the failing
     cell's output, so the reader can see where and why.
@@ -90,5 +93,8 @@ def run(path: Path, out_dir: Path, *, timeout: int = CELL_TIMEOUT, html: bool = 
     seconds = time.perf_counter() - start
     executed = out_dir / path.name
     nbformat.write(nb, executed)
-    page = render_html(nb, executed.with_suffix(".html")) if html else None
+    page = None
+    if html_dir is not None:
+        html_dir.mkdir(parents=True, exist_ok=True)
+        page = render_html(nb, html_dir / path.with_suffix(".html").name)
     return RunResult(path, seconds, error, executed, page)
