@@ -475,7 +475,7 @@ TTFB_LIMIT_S = 0.020
 TTFB_FLATNESS = 2.0
 STREAMING_MEMORY_LIMIT = 10 * 10**6
 CEILING_SHARE = 0.75
-DEFAULT_SHARE = 0.80
+DEFAULT_OVERHEAD = 0.05
 
 
 def best_batched(chunks: dict[str, Any]) -> dict[str, Any]:
@@ -525,32 +525,40 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             best["total_s"] <= chunks["plain"]["total_s"],
         ),
     ]
-    if default is None:
-        targets.append(_target("default chunk_rows", "measured in the sweep",
-                               f"{results['default_chunk_rows']} not in the sweep", False))
-    else:
-        of_best = default["throughput"] / best["throughput"]
-        targets.append(_target(
-            "default chunk_rows",
-            f"default reaches >= {DEFAULT_SHARE:.0%} of the fastest chunk size's throughput",
-            f"{default['chunk_rows']} rows (~{default['chunk_bytes'] / KiB:.0f} KiB): "
-            f"{_rate(default['throughput'])}, {of_best:.0%} of the fastest "
-            f"({best['chunk_rows']} rows){_overhead_note(chunks)}",
-            of_best >= DEFAULT_SHARE,
-        ))
+    targets.append(_default_target(chunks, default, best))
     return targets
 
 
-def _overhead_note(chunks: dict[str, Any]) -> str:
+def _default_target(
+    chunks: dict[str, Any], default: dict[str, Any] | None, best: dict[str, Any]
+) -> dict[str, Any]:
+    """Is the default chunk size on the plateau, without making the first byte wait?
+
+    "On the plateau" is judged from CPU time (``chunk_costs``): the fixed cost
+    per chunk must be a small fraction of producing the chunk's rows. The
+    wall-clock throughput against the fastest chunk size is reported too, but
+    not judged: on a shared machine the fastest point is whichever run the
+    neighbours disturbed least.
+    """
+    name = "default chunk_rows"
+    target = (f"fixed cost per chunk <= {DEFAULT_OVERHEAD:.0%} of producing a default chunk "
+              f"(CPU time), and its first byte under {TTFB_LIMIT_S * 1000:g} ms")
+    if default is None:
+        return _target(name, target, f"{chunks['default_chunk_rows']} not in the sweep", False)
     try:
-        costs = chunk_costs(chunks)
-    except (ValueError, KeyError):
-        return ""
-    if costs["overhead"] is None:
-        return ""
-    per_chunk = (costs["per_chunk_server_s"] + costs["per_chunk_client_s"]) * 1e6
-    return (f"; fixed cost per chunk {per_chunk:.1f} us of CPU, {costs['overhead']:.1%} "
-            "of producing one default chunk")
+        overhead = chunk_costs(chunks)["overhead"]
+    except ValueError:
+        overhead = None
+    if overhead is None:
+        return _target(name, target, "the sweep has no smaller chunk size to compare with", False)
+    return _target(
+        name, target,
+        f"{default['chunk_rows']} rows (~{default['chunk_bytes'] / KiB:.0f} KiB): fixed cost "
+        f"{overhead:.1%}, first byte after {default['ttfb_s'] * 1000:.1f} ms; wall clock "
+        f"{_rate(default['throughput'])}, {default['throughput'] / best['throughput']:.0%} of "
+        f"the fastest ({best['chunk_rows']} rows)",
+        overhead <= DEFAULT_OVERHEAD and default["ttfb_s"] < TTFB_LIMIT_S,
+    )
 
 
 def _cpu_note(point: dict[str, Any]) -> str:

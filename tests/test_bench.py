@@ -111,11 +111,15 @@ def test_a_missed_target_is_reported_as_missed():
         {"bytes": MiB, "ttfb_s": 0.004, "worker_rss_delta": 0},
         {"bytes": 16 * MiB, "ttfb_s": 0.005, "worker_rss_delta": 0},
     ]}
-    sweep = {"bytes": 4 * MiB, "plain": {"total_s": 0.2}, "points": [
-        {"chunk_rows": 1, "chunk_bytes": 20, "throughput": 2 * MiB, "share": 0.05,
-         "generation_throughput": 40 * MiB, "total_s": 2.0, "cpu_share": 0.1},
-        {"chunk_rows": 4096, "chunk_bytes": 80 * KiB, "throughput": 38 * MiB, "share": 0.95,
-         "generation_throughput": 40 * MiB, "total_s": 0.1, "cpu_share": 0.9},
+    rows = 200_000
+    common = {"generation_throughput": 40 * MiB, "generation_cpu_s": 0.1, "ttfb_s": 0.005}
+    sweep = {"bytes": 4 * MiB, "rows": rows, "default_chunk_rows": 4096,
+             "plain": {"total_s": 0.2}, "points": [
+        {**common, "chunk_rows": 1, "chunks": rows, "chunk_bytes": 20, "throughput": 2 * MiB,
+         "share": 0.05, "total_s": 2.0, "server_cpu_s": 1.5, "client_cpu_s": 1.0},
+        {**common, "chunk_rows": 4096, "chunks": 49, "chunk_bytes": 80 * KiB,
+         "throughput": 38 * MiB, "share": 0.95, "total_s": 0.1, "server_cpu_s": 0.11,
+         "client_cpu_s": 0.01},
     ]}
     results = {"sizes": points, "chunks": sweep, "default_chunk_rows": 4096}
     assert all(t["met"] for t in bench.evaluate(results))
@@ -123,7 +127,11 @@ def test_a_missed_target_is_reported_as_missed():
     leaky["sizes"]["streaming"][-1]["worker_rss_delta"] = 50 * MiB
     missed = [t["name"] for t in bench.evaluate(leaky) if not t["met"]]
     assert missed == ["streaming worker memory"]
-    slow_default = copy.deepcopy(results)
-    slow_default["default_chunk_rows"] = 1
-    missed = [t["name"] for t in bench.evaluate(slow_default) if not t["met"]]
+    # Per-row production costs 0.1 s / rows; make each chunk cost as much as 4096 rows.
+    costly_chunks = copy.deepcopy(results)
+    costly_chunks["chunks"]["points"][0]["server_cpu_s"] = 0.11 + 0.1 * 4096
+    missed = [t["name"] for t in bench.evaluate(costly_chunks) if not t["met"]]
     assert missed == ["default chunk_rows"]
+    costs = bench.chunk_costs(results["chunks"])
+    assert costs["per_chunk_server_s"] == pytest.approx((1.5 - 0.11) / (rows - 49))
+    assert costs["overhead"] < 0.05
