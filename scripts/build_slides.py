@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in tqdm([p.resolve() for p in args.notebooks] or series(), unit="deck"):
         executed = args.executed / path.name
         if not executed.exists() or executed.stat().st_mtime < path.stat().st_mtime:
-            result = run(path, args.executed, timeout=CELL_TIMEOUT)
+            result = run(path, args.executed, timeout=CELL_TIMEOUT)  # no HTML needed
             if not result.ok:
                 tqdm.write(f"{path.name}: FAILED while executing: {result.error}")
                 failed += 1

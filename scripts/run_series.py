@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from streamlab.notebooks import CELL_TIMEOUT, run, series
+from streamlab.notebooks import CELL_TIMEOUT, run, save_summaries, series
 from streamlab.server import PROJECT_ROOT
 from streamlab.site import write_index
 
@@ -38,17 +38,20 @@ def main(argv: list[str] | None = None) -> int:
         print("No notebooks found in notebooks/.", file=sys.stderr)
         return 1
     html_dir = None if args.no_html else args.site
-    failed = []
+    failed, results = [], []
     with tqdm(paths, unit="notebook", desc="executing", leave=False) as bar:
         for path in bar:
             bar.set_postfix_str(path.name)
             result = run(path, args.out, timeout=args.timeout, html_dir=html_dir)
+            results.append(result)
             status = "ok" if result.ok else f"FAILED: {result.error}"
-            tqdm.write(f"{path.name:<45} {result.seconds:6.1f} s  {status}")
+            memory = f"{result.peak_rss / 2**20:6.0f} MiB peak"
+            tqdm.write(f"{path.name:<42} {result.seconds:6.1f} s {memory}  {status}")
             if not result.ok:
                 failed.append(path)
+    summary = save_summaries(results, args.out / "runs.json")
     print(f"{len(paths) - len(failed)} passed, {len(failed)} failed. "
-          f"Executed notebooks: {args.out}")
+          f"Executed notebooks: {args.out}; times and memory: {summary.name}")
     if html_dir is not None:
         # Pages from earlier runs of other notebooks stay linked.
         site_pages = [p for p in series() if (html_dir / p.with_suffix(".html").name).exists()]

@@ -80,6 +80,33 @@ class RssSampler:
         return max((self.peak[pid] - self.baseline[pid] for pid in self.peak), default=0)
 
 
+class TreeRssSampler(RssSampler):
+    """The peak of the summed RSS of every descendant of ``root``.
+
+    For a notebook run: the kernel and every server it starts. Pages shared
+    between forked processes are counted once per process, so this is an
+    upper bound on the memory the run needs.
+    """
+
+    def __init__(self, root: psutil.Process, interval: float = 0.2) -> None:
+        super().__init__([], interval)
+        self.root = root
+        self.peak_total = 0
+
+    def _sample(self) -> None:
+        try:
+            descendants = self.root.children(recursive=True)
+        except psutil.Error:
+            return
+        total = 0
+        for process in descendants:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                continue
+        self.peak_total = max(self.peak_total, total)
+
+
 def _reset_peak_rss(pid: int) -> bool:
     """Reset the kernel's peak-RSS counter of ``pid`` (Linux only; False elsewhere)."""
     try:

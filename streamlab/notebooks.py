@@ -1,20 +1,27 @@
 """Execute the notebooks of the series headless and render them to HTML.
 
-One implementation for ``make run`` (scripts/run_series.py) and the tests:
-each notebook runs in a fresh kernel with the notebooks folder as its working
-directory, exactly as it does when a learner opens it in JupyterLab.
+One implementation for ``make run`` (scripts/run_series.py), ``make slides``
+and the tests: each notebook runs in a fresh kernel with the notebooks folder
+as its working directory, exactly as when a learner opens it in JupyterLab,
+while the memory of the kernel and of every server it starts is sampled.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import psutil
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
+from .measure import TreeRssSampler
 from .server import PROJECT_ROOT
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -37,9 +44,13 @@ def title(path: Path) -> str:
 
 @dataclass
 class RunResult:
+    """How one headless run of a notebook went."""
+
     path: Path
     seconds: float
     error: str | None
+    peak_rss: int  # bytes: kernel plus every process it started, summed, at the peak
+    notebook: nbformat.NotebookNode
     executed: Path | None = None
     html: Path | None = None
 
@@ -47,21 +58,68 @@ class RunResult:
     def ok(self) -> bool:
         return self.error is None
 
+    def summary(self) -> dict:
+        """The figures worth keeping, JSON-ready."""
+        return {
+            "notebook": self.path.name, "seconds": round(self.seconds, 2),
+            "peak_rss_bytes": self.peak_rss, "ok": self.ok, "error": self.error,
+        }
 
-def execute(path: Path, *, timeout: int = CELL_TIMEOUT) -> nbformat.NotebookNode:
-    """Run every cell of ``path`` in a fresh kernel; raise if a cell fails or times out."""
+
+def run(
+    path: Path,
+    out_dir: Path | None = None,
+    *,
+    timeout: int = CELL_TIMEOUT,
+    html_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> RunResult:
+    """Execute ``path`` in a fresh kernel; never raise for a failing cell.
+
+    The executed copy goes to ``out_dir`` and its HTML page to ``html_dir``
+    when given. A notebook that fails is still written, with the error in the
+    failing cell's output, so the reader can see where and why. ``env``
+    adds environment variables for the kernel (e.g. ``STREAMLAB_FULL``).
+    """
     nb = nbformat.read(path, as_version=4)
-    _client(nb, path, timeout).execute()
-    return nb
-
-
-def _client(nb: nbformat.NotebookNode, path: Path, timeout: int) -> NotebookClient:
-    return NotebookClient(
+    client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         # The kernel's start-up warning about unencrypted local TCP is noise here.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
+    start = time.perf_counter()
+    error = None
+    with TreeRssSampler(psutil.Process()) as memory, _environment(env or {}):
+        try:
+            client.execute()
+        except (CellExecutionError, CellTimeoutError) as exc:
+            text = str(exc).strip()
+            error = text.splitlines()[-1] if text else type(exc).__name__
+    result = RunResult(path, time.perf_counter() - start, error, memory.peak_total, nb)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result.executed = out_dir / path.name
+        nbformat.write(nb, result.executed)
+    if html_dir is not None:
+        html_dir.mkdir(parents=True, exist_ok=True)
+        result.html = render_html(nb, html_dir / path.with_suffix(".html").name)
+    return result
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for a kernel about to start, then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def render_html(nb: nbformat.NotebookNode, destination: Path) -> Path:
@@ -73,28 +131,13 @@ def render_html(nb: nbformat.NotebookNode, destination: Path) -> Path:
     return destination
 
 
-def run(
-    path: Path, out_dir: Path, *, timeout: int = CELL_TIMEOUT, html_dir: Path | None = None
-) -> RunResult:
-    """Execute one notebook into ``out_dir`` (and render it into ``html_dir``);
-    never raise for a failing cell.
-
-    A notebook that fails is still written, with the error in the failing
-    cell's output, so the reader can see where and why.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.read(path, as_version=4)
-    start = time.perf_counter()
-    error = None
-    try:
-        _client(nb, path, timeout).execute()
-    except (CellExecutionError, CellTimeoutError) as exc:
-        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    seconds = time.perf_counter() - start
-    executed = out_dir / path.name
-    nbformat.write(nb, executed)
-    page = None
-    if html_dir is not None:
-        html_dir.mkdir(parents=True, exist_ok=True)
-        page = render_html(nb, html_dir / path.with_suffix(".html").name)
-    return RunResult(path, seconds, error, executed, page)
+def save_summaries(results: list[RunResult], destination: Path) -> Path:
+    """Record each notebook's run time and peak memory (JSON), merged with earlier runs."""
+    summaries = {}
+    if destination.exists():
+        summaries = {s["notebook"]: s for s in json.loads(destination.read_text())["runs"]}
+    summaries.update({r.path.name: r.summary() for r in results})
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    runs = [summaries[name] for name in sorted(summaries)]
+    destination.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    return destination
