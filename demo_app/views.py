@@ -28,7 +28,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "  /download_csv_streaming?rows=100&chunk_rows=1  streamed, chunked framing",
         "  ...&delay_ms=200                               a slow producer: pause per chunk",
         "  /hello  /hello_streaming  /empty?status=204    tiny responses for the wire",
-        "  /stream_sync  /stream_async                    one CSV from a sync or an async generator",
+        "  /stream_sync  /stream_async                    the CSV from a sync or async generator",
         "  /export/streaming  /export/whole               a CSV export straight from the database",
         "  /files/file_response  /files/generator         a file: FileResponse or a generator",
     ]
