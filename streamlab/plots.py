@@ -144,8 +144,9 @@ def chunk_throughput_figure(chunks: dict[str, Any]) -> tuple[Figure, str]:
     rows = [p["chunk_rows"] for p in points]
     figure, ax = _figure(f"Throughput against chunk size ({_mib(chunks['bytes'])} streamed)",
                          TALL)
-    ax.plot(rows, [p["generation_throughput"] / MiB for p in points], color="grey",
-            linestyle="--", marker=".", label="producing the rows in-process (no HTTP)")
+    ax.plot(rows, [p.get("generation_best", p["generation_throughput"]) / MiB for p in points],
+            color="grey", linestyle="--", marker=".",
+            label="ceiling: producing the rows in-process, fastest run (no HTTP)")
     medians = [p["throughput"] / MiB for p in points]
     spread = [[m - min(p["throughput_runs"]) / MiB for m, p in zip(medians, points, strict=True)],
               [max(p["throughput_runs"]) / MiB - m for m, p in zip(medians, points, strict=True)]]
@@ -171,7 +172,7 @@ def chunk_throughput_figure(chunks: dict[str, Any]) -> tuple[Figure, str]:
         f"{best['throughput'] / per_row['throughput']:.0f} times slower than the best chunk "
         f"size ({best['chunk_rows']} rows, about {best['chunk_bytes'] / KiB:.0f} KiB: "
         f"{best['throughput'] / MiB:.1f} MiB/s, "
-        f"{best['share']:.0%} of producing the same rows in-process)."
+        f"{best['share']:.0%} of producing the same rows in-process, median against median)."
     )
     return figure, reading
 
