@@ -62,9 +62,7 @@ http {{
         listen {host}:{port};
         location / {{
             proxy_pass {upstream};
-            proxy_set_header Host $http_host;
-            proxy_buffering {buffering};
-{extra}
+            proxy_set_header Host $http_host;{extra}
         }}
     }}
 }}
@@ -94,15 +92,16 @@ def nginx_version() -> str | None:
 class NginxProxy:
     """nginx on 127.0.0.1 and a free port, forwarding every request to ``upstream``.
 
-    ``buffering`` is the value of ``proxy_buffering`` (nginx's default is on);
-    ``extra_directives`` are added to the ``location`` block as they are.
+    ``buffering`` sets ``proxy_buffering`` on or off; ``None`` leaves the
+    directive out, so nginx's own default applies (on). ``extra_directives``
+    are added to the ``location`` block as they are.
     """
 
     def __init__(
         self,
         upstream: DemoServer,
         *,
-        buffering: bool = True,
+        buffering: bool | None = True,
         extra_directives: list[str] | None = None,
         name: str = "nginx",
         startup_timeout: float = 15.0,
@@ -134,14 +133,16 @@ class NginxProxy:
         # Run as root, nginx would switch its worker to "nobody", which cannot
         # enter the private prefix; as anyone else the directive is ignored.
         user_line = f"user {pwd.getpwuid(os.getuid()).pw_name};\n" if os.getuid() == 0 else ""
-        extra = "\n".join(f"            {d.rstrip(';')};" for d in self.extra_directives)
+        directives = list(self.extra_directives)
+        if self.buffering is not None:
+            directives.insert(0, f"proxy_buffering {'on' if self.buffering else 'off'}")
+        extra = "".join(f"\n            {d.rstrip(';')};" for d in directives)
         return CONFIG_TEMPLATE.format(
             user_line=user_line,
             prefix=prefix,
             host=HOST,
             port=port,
             upstream=self.upstream.base_url,
-            buffering="on" if self.buffering else "off",
             extra=extra,
         )
 
@@ -247,7 +248,7 @@ class NginxProxy:
 
     def __repr__(self) -> str:
         state = f"running on {self.base_url}" if self.running else "stopped"
-        buffering = "on" if self.buffering else "off"
+        buffering = {True: "on", False: "off", None: "default"}[self.buffering]
         return f"<NginxProxy {self.name!r} proxy_buffering {buffering} {state}>"
 
     # -- inspection --------------------------------------------------------

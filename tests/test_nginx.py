@@ -57,14 +57,15 @@ def test_start_proxy_stop_leaves_nothing_behind(upstream):
 
 
 @needs_nginx
-def test_buffering_on_holds_a_slow_stream_back(upstream):
+def test_buffering_holds_a_slow_stream_back_by_default(upstream):
     with (
-        start_nginx(upstream, buffering=True, name="tests-nginx-on") as on,
+        start_nginx(upstream, buffering=None, name="tests-nginx-default") as default,
         start_nginx(upstream, buffering=False, name="tests-nginx-off") as off,
     ):
         direct = measure(upstream.url(SLOW))
-        buffered = measure(on.url(SLOW))
+        buffered = measure(default.url(SLOW))
         unbuffered = measure(off.url(SLOW))
+        assert "proxy_buffering" not in default.config  # nginx's own default
         assert "proxy_buffering off;" in off.config
     assert direct.nbytes == buffered.nbytes == unbuffered.nbytes
     assert direct.ttfb_s < 0.3 * direct.total_s
