@@ -7,11 +7,10 @@ response (``proxy_buffering on``). This module starts a private nginx on
 effect of buffering can be measured.
 
 Each proxy gets its own temporary prefix directory holding its config, pid
-file, logs and temp files; nothing outside it is touched. nginx runs in the
-foreground (``daemon off``) in its own process group, and is stopped by
-``stop()``, by leaving a ``with`` block, or by an ``atexit`` hook; on Linux
-the kernel also sends it SIGTERM if the Python process that started it dies
-without running its hooks (a killed notebook kernel).
+file and temp files; nothing outside it is touched. nginx runs in the
+foreground (``daemon off``) and logs to its standard error, which the log
+captures. It is a ``ManagedProcess``, so it is started, watched and stopped
+like every other server of the project (see ``processes.py``).
 
 nginx is optional: ``nginx_available()`` says whether a binary is on ``PATH``
 (setting ``STREAMLAB_NO_NGINX=1`` makes it say no, to try the skipped path).
@@ -19,32 +18,24 @@ nginx is optional: ``nginx_available()`` says whether a binary is on ``PATH``
 
 from __future__ import annotations
 
-import atexit
-import ctypes
-import ctypes.util
 import os
 import pwd
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
-from .server import HOST, DemoServer, free_port
-
-_proxies: dict[str, NginxProxy] = {}
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+from .processes import HOST, ManagedProcess, ServerStartError
+from .server import DemoServer
 
 CONFIG_TEMPLATE = """\
 # Written by streamlab.nginx for one demo run; everything lives under the prefix.
 {user_line}worker_processes 1;
 daemon off;
 pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
+error_log stderr info;
 
 events {{
     worker_connections 64;
@@ -69,8 +60,8 @@ http {{
 """
 
 
-class NginxStartError(RuntimeError):
-    """nginx did not start or did not answer; the message ends with its error log."""
+class NginxStartError(ServerStartError):
+    """nginx did not start or did not answer; the message ends with its log."""
 
 
 def nginx_available() -> bool:
@@ -89,13 +80,16 @@ def nginx_version() -> str | None:
     return (out.stderr or out.stdout).strip()
 
 
-class NginxProxy:
+class NginxProxy(ManagedProcess):
     """nginx on 127.0.0.1 and a free port, forwarding every request to ``upstream``.
 
     ``buffering`` sets ``proxy_buffering`` on or off; ``None`` leaves the
     directive out, so nginx's own default applies (on). ``extra_directives``
     are added to the ``location`` block as they are.
     """
+
+    kind = "nginx"
+    start_error = NginxStartError
 
     def __init__(
         self,
@@ -106,26 +100,11 @@ class NginxProxy:
         name: str = "nginx",
         startup_timeout: float = 15.0,
     ) -> None:
+        super().__init__(name=name, startup_timeout=startup_timeout, stop_timeout=5.0)
         self.upstream = upstream
         self.buffering = buffering
         self.extra_directives = list(extra_directives or [])
-        self.name = name
-        self.startup_timeout = startup_timeout
-        self.port: int | None = None
         self.prefix: Path | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-        self._error_log_text = ""
-
-    # -- addresses ---------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("nginx has not been started yet: call start() first.")
-        return f"http://{HOST}:{self.port}"
-
-    def url(self, path: str = "/") -> str:
-        """The URL of ``path`` through the proxy."""
-        return self.base_url + (path if path.startswith("/") else "/" + path)
 
     # -- configuration -----------------------------------------------------
     def config_text(self, port: int, prefix: Path) -> str:
@@ -153,11 +132,22 @@ class NginxProxy:
             raise RuntimeError("nginx has not been started yet: call start() first.")
         return (self.prefix / "nginx.conf").read_text()
 
-    # -- lifecycle ---------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+    # -- what ManagedProcess needs -----------------------------------------
+    def command(self, port: int) -> list[str]:
+        assert self.prefix is not None
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(self.config_text(port, self.prefix))
+        # -e: where errors go before the config's error_log is read.
+        return [self._binary, "-p", str(self.prefix), "-c", str(conf), "-e", "stderr"]
 
+    def ready(self) -> bool:
+        try:
+            requests.get(self.url("/"), timeout=1)
+        except requests.RequestException:
+            return False
+        return True
+
+    # -- lifecycle ---------------------------------------------------------
     def start(self) -> NginxProxy:
         """Write the config, start nginx in the foreground, wait until it answers."""
         binary = shutil.which("nginx") if nginx_available() else None
@@ -166,129 +156,26 @@ class NginxProxy:
                 "No nginx binary on PATH: install nginx (e.g. apt-get install nginx) "
                 "or skip the proxy demos."
             )
-        previous = _proxies.get(self.name)
-        if previous is not None and previous is not self:
-            previous.stop()
         if self.running:
             return self
         if not self.upstream.running:
             raise NginxStartError(f"The upstream {self.upstream!r} is not running: start it first.")
+        self._binary = binary
         self.prefix = Path(tempfile.mkdtemp(prefix=f"streamlab-{self.name}-"))
         (self.prefix / "tmp").mkdir()
-        self.port = free_port()
-        conf = self.prefix / "nginx.conf"
-        conf.write_text(self.config_text(self.port, self.prefix))
-        log = (self.prefix / "stderr.log").open("wb")
-        with log:
-            self.process = subprocess.Popen(
-                # -e: the startup error log, before the config's error_log is read.
-                [binary, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.error_log_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, stopped as one
-                preexec_fn=_die_with_parent(),
-            )
-        _proxies[self.name] = self
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    @property
-    def error_log_path(self) -> Path:
-        if self.prefix is None:
-            raise RuntimeError("nginx has not been started yet: call start() first.")
-        return self.prefix / "error.log"
-
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                code = None if self.process is None else self.process.returncode
-                raise NginxStartError(
-                    f"nginx exited with code {code} while starting. Its log:\n{self.log_tail()}"
-                )
-            try:
-                requests.get(self.url("/"), timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.05)
-        raise NginxStartError(
-            f"nginx did not answer on {self.base_url} within {self.startup_timeout:g} s. "
-            f"Its log:\n{self.log_tail()}"
-        )
+        return super().start()
 
     def stop(self) -> None:
-        """Stop nginx (quickly, then by force), keep its error log text, remove the prefix."""
-        process = self.process
-        if process is not None:
-            if process.poll() is None:
-                _signal_group(process.pid, signal.SIGTERM)  # nginx: fast shutdown
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    _signal_group(process.pid, signal.SIGKILL)
-                    process.wait(timeout=10)
-            _signal_group(process.pid, signal.SIGKILL)  # a worker left behind
+        """Stop nginx (fast shutdown, then by force), keep its log, remove the prefix."""
+        super().stop()
         if self.prefix is not None:
-            self._error_log_text = self._read_logs()
             shutil.rmtree(self.prefix, ignore_errors=True)
             self.prefix = None
-        if _proxies.get(self.name) is self:
-            del _proxies[self.name]
-
-    def __enter__(self) -> NginxProxy:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"running on {self.base_url}" if self.running else "stopped"
         buffering = {True: "on", False: "off", None: "default"}[self.buffering]
         return f"<NginxProxy {self.name!r} proxy_buffering {buffering} {state}>"
-
-    # -- inspection --------------------------------------------------------
-    def _read_logs(self) -> str:
-        if self.prefix is None:
-            return self._error_log_text
-        parts = []
-        for name in ("stderr.log", "error.log"):
-            try:
-                parts.append((self.prefix / name).read_text(errors="replace"))
-            except FileNotFoundError:
-                pass
-        return "".join(parts)
-
-    @property
-    def log(self) -> str:
-        """nginx's startup output and error log (kept after ``stop()``)."""
-        return self._read_logs()
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.splitlines()[-lines:])
-
-
-def _die_with_parent():
-    """On Linux, a function that makes the child get SIGTERM when this process dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    # Looked up here, in the parent: the child only makes one C call before exec.
-    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def start_nginx(upstream: DemoServer, **options: object) -> NginxProxy:
@@ -297,12 +184,3 @@ def start_nginx(upstream: DemoServer, **options: object) -> NginxProxy:
     Calling it again with the same ``name`` stops the previous proxy first.
     """
     return NginxProxy(upstream, **options).start()  # type: ignore[arg-type]
-
-
-def stop_all() -> None:
-    """Stop every proxy this Python process started."""
-    for proxy in list(_proxies.values()):
-        proxy.stop()
-
-
-atexit.register(stop_all)

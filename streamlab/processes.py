@@ -56,6 +56,7 @@ class ManagedProcess:
     """
 
     kind = "process"
+    start_error: type[ServerStartError] = ServerStartError
 
     def __init__(
         self,
@@ -156,14 +157,14 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 code = None if self.process is None else self.process.returncode
-                raise ServerStartError(
+                raise self.start_error(
                     f"The {self.kind} exited with code {code} while starting. "
                     f"Its log:\n{self.log_tail()}"
                 )
             if self.ready():
                 return
             time.sleep(0.05)
-        raise ServerStartError(
+        raise self.start_error(
             f"The {self.kind} did not answer on {self.base_url} within "
             f"{self.startup_timeout:g} s. Its log:\n{self.log_tail()}"
         )
