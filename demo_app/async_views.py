@@ -29,8 +29,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
 from . import csvgen
-from .params import BadParameter, int_param
-from .views import CSV_HEADERS, _bad_request
+from .params import BadParameter, bad_request, int_param
+from .views import CSV_HEADERS
 
 EVENTS_DIR_ENV = "DEMO_STREAM_EVENTS_DIR"
 _TAG = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -154,7 +154,7 @@ def stream_sync(request: HttpRequest) -> HttpResponse:
     try:
         params = StreamParams(request)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     return StreamingHttpResponse(sync_chunks(params), content_type="text/csv", headers=CSV_HEADERS)
 
 
@@ -164,7 +164,7 @@ async def stream_async(request: HttpRequest) -> HttpResponse:
     try:
         params = StreamParams(request)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     return StreamingHttpResponse(
         async_chunks(params), content_type="text/csv", headers=CSV_HEADERS
     )

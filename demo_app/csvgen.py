@@ -7,23 +7,24 @@ so every measurement compares like with like.
 
 import csv
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 HEADER = ("One", "Two", "Three")
 
 
-class _Echo:
-    """A file-like object whose ``write`` hands the line back instead of storing it.
+class Echo:
+    """A pseudo-buffer: ``write`` returns what it is given instead of storing it.
 
-    ``csv.writer`` needs somewhere to write; this lets it format one row at a
-    time without a buffer that grows with the file.
+    ``csv.writer`` insists on a file to write to. Handing it this object makes
+    ``writer.writerow(row)`` return the formatted line, so each line can be
+    yielded and forgotten, and nothing grows with the size of the file.
     """
 
     def write(self, value: str) -> str:
         return value
 
 
-_writer = csv.writer(_Echo())
+_writer = csv.writer(Echo())
 
 
 def iter_lines(rows: int) -> Iterator[str]:
@@ -35,22 +36,27 @@ def iter_lines(rows: int) -> Iterator[str]:
         yield _writer.writerow(("Hello", "world", i))
 
 
-def iter_chunks(rows: int, chunk_rows: int, delay_s: float = 0.0) -> Iterator[str]:
-    """Yield the CSV in chunks of ``chunk_rows`` lines, sleeping ``delay_s`` after each.
+def batched(lines: Iterable[str], size: int, delay_s: float = 0.0) -> Iterator[str]:
+    """Join ``lines`` ``size`` at a time into chunks, sleeping ``delay_s`` after each.
 
     One line per chunk is what most examples do; each chunk then costs a trip
     through Django, Gunicorn and a socket write, which is why batching is faster.
     """
     batch: list[str] = []
-    for line in iter_lines(rows):
+    for line in lines:
         batch.append(line)
-        if len(batch) >= chunk_rows:
+        if len(batch) >= size:
             yield "".join(batch)
             batch.clear()
             if delay_s:
                 time.sleep(delay_s)
     if batch:
         yield "".join(batch)
+
+
+def iter_chunks(rows: int, chunk_rows: int, delay_s: float = 0.0) -> Iterator[str]:
+    """Yield the CSV in chunks of ``chunk_rows`` lines, sleeping ``delay_s`` after each."""
+    return batched(iter_lines(rows), chunk_rows, delay_s)
 
 
 def csv_text(rows: int) -> str:

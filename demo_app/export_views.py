@@ -20,23 +20,18 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from django.http import (
-    FileResponse,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBadRequest,
-    StreamingHttpResponse,
-)
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
+from .csvgen import Echo, batched
 from .models import ExportRow
-from .params import BadParameter, int_param
+from .params import BadParameter, bad_request, int_param
 
 MAX_ROWS = 10_000_000  # what the streaming exports accept
 WHOLE_MAX_ROWS = 500_000  # the in-memory export holds every row at once: keep it bounded
@@ -47,41 +42,18 @@ MAX_BLOCK_KIB = 1024
 EXPORT_HEADERS = {"Content-Disposition": 'attachment; filename="export.csv"'}
 
 
-class Echo:
-    """A pseudo-buffer: ``write`` returns what it is given instead of storing it.
-
-    ``csv.writer`` insists on a file to write to. Handing it this object makes
-    ``writer.writerow(row)`` return the formatted line, so each line can be
-    yielded and forgotten, and nothing grows with the size of the export.
-    """
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _bad_request(error: BadParameter) -> HttpResponse:
-    return HttpResponseBadRequest(f"{error}\n", content_type="text/plain; charset=utf-8")
-
-
 def _batched_lines(rows: Iterable[ExportRow], batch: int, delay_s: float) -> Iterator[str]:
-    """The CSV header, then the rows' lines joined ``batch`` at a time.
+    """The CSV header and the rows' lines, joined ``batch`` lines at a time.
 
     One piece per batch rather than one per row: every piece costs a trip
     through Django, Gunicorn and a socket write (notebook 04 measures it).
     ``delay_s`` pauses after each batch, to play a slow producer.
     """
     writer = csv.writer(Echo())
-    yield writer.writerow(ExportRow.CSV_HEADER)
-    lines: list[str] = []
-    for row in rows:
-        lines.append(writer.writerow(row.csv_fields()))
-        if len(lines) >= batch:
-            yield "".join(lines)
-            lines.clear()
-            if delay_s:
-                time.sleep(delay_s)
-    if lines:
-        yield "".join(lines)
+    lines = itertools.chain(
+        [writer.writerow(ExportRow.CSV_HEADER)], (writer.writerow(r.csv_fields()) for r in rows)
+    )
+    return batched(lines, batch, delay_s)
 
 
 def _streaming_csv(chunks: Iterator[str], unbuffered: int) -> StreamingHttpResponse:
@@ -106,7 +78,7 @@ def export_streaming(request: HttpRequest) -> HttpResponse:
         delay_ms = int_param(request, "delay_ms", 0, minimum=0, maximum=MAX_DELAY_MS)
         unbuffered = int_param(request, "unbuffered", 0, minimum=0, maximum=1)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     queryset = ExportRow.objects.order_by("pk")[:rows].iterator(chunk_size=chunk_size)
     return _streaming_csv(_batched_lines(queryset, chunk_size, delay_ms / 1000), unbuffered)
 
@@ -117,7 +89,7 @@ def export_whole(request: HttpRequest) -> HttpResponse:
     try:
         rows = int_param(request, "rows", 1000, minimum=0, maximum=WHOLE_MAX_ROWS)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(ExportRow.CSV_HEADER)
@@ -149,7 +121,7 @@ def export_paged(request: HttpRequest) -> HttpResponse:
         rows = int_param(request, "rows", 1000, minimum=0, maximum=MAX_ROWS)
         page_size = int_param(request, "page_size", 1000, minimum=1, maximum=MAX_CHUNK_SIZE)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     return _streaming_csv(_batched_lines(_pages(rows, page_size), 2000, 0.0), 0)
 
 
@@ -196,7 +168,7 @@ def file_response(request: HttpRequest) -> HttpResponse:
     try:
         path, _ = _file_params(request)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
 
 
@@ -216,7 +188,7 @@ def file_generator(request: HttpRequest) -> HttpResponse:
     try:
         path, block_size = _file_params(request)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     response = StreamingHttpResponse(
         _read_blocks(path, block_size),
         content_type="text/csv",

@@ -1,22 +1,13 @@
 """The demo's views: the same CSV sent whole or streamed, plus small responses for the wire."""
 
 from django.conf import settings
-from django.http import (
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBadRequest,
-    StreamingHttpResponse,
-)
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
 from . import csvgen
-from .params import BadParameter, int_param
+from .params import BadParameter, bad_request, int_param
 
 CSV_HEADERS = {"Content-Disposition": 'attachment; filename="big.csv"'}
-
-
-def _bad_request(error: BadParameter) -> HttpResponse:
-    return HttpResponseBadRequest(f"{error}\n", content_type="text/plain; charset=utf-8")
 
 
 @require_safe
@@ -41,7 +32,7 @@ def download_csv(request: HttpRequest) -> HttpResponse:
     try:
         rows = int_param(request, "rows", 100, minimum=0, maximum=settings.DEMO_MAX_ROWS)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     body = csvgen.csv_text(rows).encode()
     response = HttpResponse(body, content_type="text/csv", headers=CSV_HEADERS)
     response["Content-Length"] = str(len(body))
@@ -61,7 +52,7 @@ def download_csv_streaming(request: HttpRequest) -> HttpResponse:
         )
         delay_ms = int_param(request, "delay_ms", 0, minimum=0, maximum=settings.DEMO_MAX_DELAY_MS)
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     chunks = csvgen.iter_chunks(rows, chunk_rows, delay_ms / 1000)
     return StreamingHttpResponse(chunks, content_type="text/csv", headers=CSV_HEADERS)
 
@@ -89,5 +80,5 @@ def empty(request: HttpRequest) -> HttpResponse:
         if status not in EMPTY_STATUSES:
             raise BadParameter(f"status must be one of {EMPTY_STATUSES}, got {status}.")
     except BadParameter as error:
-        return _bad_request(error)
+        return bad_request(error)
     return HttpResponse(status=status)

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if vendored is None:
         print("npm not found: the slides load reveal.js from a CDN when shown.")
     failed = 0
-    for path in tqdm([p.resolve() for p in args.notebooks] or series(), unit="deck"):
+    for path in tqdm([p.resolve() for p in args.notebooks] or series(), unit="deck", disable=None):
         executed = args.executed / path.name
         if not executed.exists() or executed.stat().st_mtime < path.stat().st_mtime:
             result = run(path, args.executed, timeout=CELL_TIMEOUT)  # no HTML needed

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     html_dir = None if args.no_html else args.site
     failed, results = [], []
-    with tqdm(paths, unit="notebook", desc="executing", leave=False) as bar:
+    with tqdm(paths, unit="notebook", desc="executing", leave=False, disable=None) as bar:
         for path in bar:
             bar.set_postfix_str(path.name)
             result = run(path, args.out, timeout=args.timeout, html_dir=html_dir)
