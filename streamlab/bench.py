@@ -263,10 +263,9 @@ def chunk_series(
     The same rows sent whole by the plain view are the end-to-end reference.
 
     CPU seconds are recorded too: the worker's and this client's per request,
-    and the in-process run's. Load on the machine stretches wall-clock times a
-    lot and CPU times much less, so ``cpu_share`` (in-process CPU over worker
-    CPU for the same rows) shows the overhead of Django, Gunicorn and the socket
-    even when the throughputs are noisy.
+    and the in-process run's. ``cpu_share`` (in-process CPU over worker CPU for
+    the same rows) shows the overhead of Django, Gunicorn and the socket in a
+    measure that load on the machine disturbs less than wall-clock time.
     """
     rows = csvgen.rows_for_size(body)
     expected = csvgen.csv_size(rows)
@@ -323,10 +322,11 @@ def chunk_costs(chunks: dict[str, Any], chunk_rows: int | None = None) -> dict[s
     Between the smallest chunk size of the sweep and ``chunk_rows`` (default:
     the app's default) the rows are the same and only the number of chunks
     changes, so the difference in CPU seconds divided by the difference in
-    chunks is what one chunk costs the worker and the client. CPU time is far
-    less disturbed by other load than wall-clock time, so this holds up on a
-    busy machine. ``overhead`` is that fixed cost as a fraction of producing
-    one chunk's rows in-process.
+    chunks is what one chunk costs the worker and the client. ``overhead`` is
+    that fixed cost as a fraction of producing one chunk's rows in-process.
+    Load on the machine stretches CPU times less than wall-clock times, and it
+    stretches both sides of that fraction alike, so the fraction holds up on a
+    busy machine where the throughputs do not.
     """
     points = {p["chunk_rows"]: p for p in chunks["points"]}
     small = points[min(points)]
