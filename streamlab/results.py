@@ -8,22 +8,37 @@ Each measuring notebook ends by recording its headline figures:
 
 which writes ``build/results/04_measuring_ttfb_and_memory.json`` with the
 versions it was measured against. Notebook 08 reads them all back with
-``load_all()``; nothing in its summary is typed in.
+``load_all()`` (or ``gather()``, which adds the headline figures of
+``make bench``); nothing in its summary is typed in.
+
+The wrap-up checks its decision guide against these numbers with
+``Evidence``: a claim is a function of recorded figures, and it is either
+backed by them, contradicted by them, or not measured yet (its notebook has
+not been run here).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
+from .chunked import format_table
+from .environment import package_versions
+from .notebooks import NOTEBOOK_DIR, series
 from .server import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "build" / "results"
+BENCH_RESULTS = PROJECT_ROOT / "build" / "bench" / "results.json"
+BENCH = "bench"  # the key of ``make bench``'s figures in ``gather()``
+MiB = 2**20
 
 
 @dataclass
@@ -46,12 +61,44 @@ class Figure:
         return f"{text} {self.unit}".strip()
 
 
-def record(notebook: str, figures: Iterable[Figure], directory: Path = RESULTS_DIR) -> Path:
-    """Write ``figures`` for ``notebook`` (its file name without ``.ipynb``), replacing
-    what an earlier run of that notebook recorded."""
-    figures = list(figures)
+def results_dir() -> Path:
+    """Where notebooks record: ``build/results``, or ``$STREAMLAB_RESULTS_DIR`` if set.
+
+    The variable lets a test (or a learner trying things) run notebooks against
+    a scratch directory without touching the series' own results.
+    """
+    return Path(os.environ.get("STREAMLAB_RESULTS_DIR") or RESULTS_DIR)
+
+
+def bench_results_path() -> Path:
+    """``make bench``'s result file, or ``$STREAMLAB_BENCH_RESULTS`` if set."""
+    return Path(os.environ.get("STREAMLAB_BENCH_RESULTS") or BENCH_RESULTS)
+
+
+def _checked(notebook: str, figures: list[Figure]) -> list[Figure]:
+    """Refuse figures the wrap-up could not use: nameless, valueless or ambiguous."""
     if not figures:
         raise ValueError(f"{notebook}: nothing to record.")
+    for figure in figures:
+        if not isinstance(figure, Figure) or not figure.name:
+            raise TypeError(f"{notebook}: record Figure(name, value, ...) objects, got {figure!r}.")
+        if not isinstance(figure.value, float | int | str | bool):
+            raise TypeError(
+                f"{notebook}: {figure.name!r} has a {type(figure.value).__name__} value; "
+                "record a number, a string or a bool (e.g. float(x))."
+            )
+    names = [f.name for f in figures]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{notebook}: each figure needs its own name; repeated: {twice}.")
+    return figures
+
+
+def record(notebook: str, figures: Iterable[Figure], directory: Path | None = None) -> Path:
+    """Write ``figures`` for ``notebook`` (its file name without ``.ipynb``), replacing
+    what an earlier run of that notebook recorded."""
+    figures = _checked(notebook, list(figures))
+    directory = results_dir() if directory is None else directory
     directory.mkdir(parents=True, exist_ok=True)
     data = {
         "notebook": notebook,
@@ -64,12 +111,16 @@ def record(notebook: str, figures: Iterable[Figure], directory: Path = RESULTS_D
         "figures": [asdict(f) for f in figures],
     }
     path = directory / f"{notebook}.json"
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    # Written whole, then renamed: a reader never sees half a file.
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    partial.replace(path)
     return path
 
 
-def load_all(directory: Path = RESULTS_DIR) -> dict[str, dict]:
+def load_all(directory: Path | None = None) -> dict[str, dict]:
     """Every notebook's recorded results, keyed by notebook name, in series order."""
+    directory = results_dir() if directory is None else directory
     if not directory.exists():
         return {}
     results = {}
@@ -78,3 +129,249 @@ def load_all(directory: Path = RESULTS_DIR) -> dict[str, dict]:
         data["figures"] = [Figure(**f) for f in data["figures"]]
         results[data["notebook"]] = data
     return results
+
+
+def format_figures(figures: Iterable[Figure]) -> str:
+    """Figures as a plain-text table, for a notebook to show what it just recorded."""
+    return format_table({"figure": f.name, "value": f.formatted(), "shows": f.shows}
+                        for f in figures)
+
+
+# -- make bench -----------------------------------------------------------------
+
+
+def load_bench(path: Path | None = None) -> dict[str, Any] | None:
+    """The benchmark's full results (``scripts/bench.py``), or None if it has not been run."""
+    path = bench_results_path() if path is None else path
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def bench_figures(bench: Mapping[str, Any]) -> list[Figure]:
+    """The headline figures of a benchmark run, read from its results.
+
+    The names stay the same whatever sizes the run used (default or ``--full``),
+    so the wrap-up can look them up; the sizes go into ``shows``.
+    """
+    streaming, plain = bench["sizes"]["streaming"][-1], bench["sizes"]["plain"][-1]
+    client, chunks = bench["client_memory"], bench["chunks"]
+    smallest = min(chunks["points"], key=lambda p: p["chunk_rows"])
+    best = max(chunks["points"], key=lambda p: p["throughput"])
+    missed = [t["name"] for t in bench["targets"] if not t["met"]]
+    medians = f"median of {streaming['repeats']}"
+    capped = " (the plain view's row cap)" if plain["rows"] < streaming["rows"] else ""
+    return [
+        Figure("first byte, streamed, largest body", streaming["ttfb_s"], "s",
+               f"{streaming['bytes'] / MiB:,.0f} MiB body, {medians}"),
+        Figure("first byte, HttpResponse, largest body", plain["ttfb_s"], "s",
+               f"{plain['bytes'] / MiB:,.0f} MiB body{capped}, {medians}"),
+        Figure("worker memory rise, streamed, largest body",
+               streaming["worker_rss_delta"] / MiB, "MiB",
+               f"{streaming['bytes'] / MiB:,.0f} MiB body"),
+        Figure("worker memory rise, HttpResponse, largest body",
+               plain["worker_rss_delta"] / MiB, "MiB", f"{plain['bytes'] / MiB:,.0f} MiB body"),
+        Figure("client memory peak, .content", client["content"]["peak"] / MiB, "MiB",
+               f"{client['bytes'] / MiB:,.0f} MiB body held whole"),
+        Figure("client memory peak, iter_content", client["iter_content"]["peak"] / MiB, "MiB",
+               f"{client['iter_content']['read_size'] // 1024} KiB reads"),
+        Figure("throughput, smallest chunks", smallest["throughput"] / MiB, "MiB/s",
+               f"{smallest['chunk_rows']} row(s) per chunk"),
+        Figure("throughput, best chunk size", best["throughput"] / MiB, "MiB/s",
+               f"{best['chunk_rows']} rows per chunk"),
+        Figure("targets met", f"{len(bench['targets']) - len(missed)} of {len(bench['targets'])}",
+               "", "missed: " + ", ".join(missed) if missed else "every target of make bench"),
+    ]
+
+
+def bench_result(bench: Mapping[str, Any], source: Path | None = None) -> dict[str, Any]:
+    """A benchmark run in the shape ``load_all()`` gives a notebook's results."""
+    return {
+        "notebook": BENCH,
+        "recorded": bench["created"],
+        "versions": dict(bench["machine"]["versions"]),
+        "figures": bench_figures(bench),
+        "source": str(source or bench_results_path()),
+    }
+
+
+def gather(directory: Path | None = None, bench_path: Path | None = None) -> dict[str, dict]:
+    """Every notebook's results in series order, then the benchmark's, if it has been run.
+
+    A benchmark file in an older format is left out with a warning rather than
+    stopping the wrap-up.
+    """
+    results = load_all(directory)
+    path = bench_results_path() if bench_path is None else bench_path
+    bench = load_bench(path)
+    if bench is not None:
+        try:
+            results[BENCH] = bench_result(bench, path)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            warnings.warn(f"{path} is not in the format this version reads ({exc!r}); "
+                          "run `make bench` again to include it.", stacklevel=2)
+    return results
+
+
+# -- what is there, and what it was measured with ---------------------------------------
+
+
+def recording_notebooks(directory: Path = NOTEBOOK_DIR) -> list[str]:
+    """The notebooks of the series that record figures: their code calls
+    ``record("<their own name>", ...)``. A notebook that starts recording is expected
+    by the wrap-up without anyone updating a list."""
+    stems = []
+    for path in series(directory):
+        cells = json.loads(path.read_text())["cells"]
+        code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        if f'record("{path.stem}"' in code:
+            stems.append(path.stem)
+    return stems
+
+
+def missing(results: Mapping[str, dict], expected: Iterable[str] | None = None) -> list[str]:
+    """The recording notebooks (default: all of them) with nothing in ``results`` yet."""
+    expected = recording_notebooks() if expected is None else expected
+    return [stem for stem in expected if stem not in results]
+
+
+def version_differences(
+    recorded: Mapping[str, str | None], installed: Mapping[str, str | None] | None = None
+) -> dict[str, tuple[str | None, str | None]]:
+    """``{package: (recorded, installed)}`` for each package both know about that differs."""
+    installed = package_versions() if installed is None else installed
+    return {name: (recorded[name], installed[name])
+            for name in recorded if name in installed and recorded[name] != installed[name]}
+
+
+def label(key: str) -> str:
+    """A short label for a result's source: the notebook's number, or ``bench``."""
+    return key if key == BENCH else key[:2]
+
+
+def _versions_note(data: Mapping[str, Any], installed: Mapping[str, str | None] | None) -> str:
+    differences = version_differences(data["versions"], installed)
+    if not differences:
+        return "as installed"
+    return "DIFFERENT: " + ", ".join(f"{name} {was} (now {now})"
+                                     for name, (was, now) in differences.items())
+
+
+def _other_versions(data: Mapping[str, Any], installed: Mapping[str, str | None] | None) -> str:
+    """Empty when measured with the installed versions, else what it was measured with."""
+    differences = version_differences(data["versions"], installed)
+    return ", ".join(f"{name} {was}" for name, (was, _) in differences.items())
+
+
+def provenance(
+    results: Mapping[str, dict], installed: Mapping[str, str | None] | None = None
+) -> list[dict[str, str]]:
+    """One row per source: when it was measured, with which versions, and whether they
+    are the ones installed now."""
+    installed = package_versions() if installed is None else installed
+    return [{"source": key, "recorded": str(data["recorded"]),
+             **{name: str(data["versions"].get(name)) for name in ("python", "django", "gunicorn")},
+             "versions": _versions_note(data, installed)}
+            for key, data in results.items()]
+
+
+def summary_rows(
+    results: Mapping[str, dict], installed: Mapping[str, str | None] | None = None
+) -> list[dict[str, str]]:
+    """Every recorded figure as a table row. The last column, ``other versions``, is empty
+    for a figure measured with the installed versions, and names the ones it was
+    measured with otherwise."""
+    installed = package_versions() if installed is None else installed
+    rows = []
+    for key, data in results.items():
+        other = _other_versions(data, installed)
+        for figure in data["figures"]:
+            rows.append({"from": label(key), "figure": figure.name, "value": figure.formatted(),
+                         "shows": figure.shows, "other versions": other})
+    return rows
+
+
+# -- claims backed by the figures ----------------------------------------------------------
+
+
+class MissingResult(LookupError):
+    """A claim needs figures from a source that has not recorded anything yet."""
+
+    def __init__(self, source: str):
+        super().__init__(f"nothing recorded yet by {source}")
+        self.source = source
+
+
+Claim = Callable[["Evidence"], bool]
+
+
+class Evidence:
+    """Recorded figures looked up by source (``"01"``, ``"bench"``) and name.
+
+    ``evidence("01", "big CSV, first byte, streamed")`` returns the value. A
+    source that has recorded nothing raises ``MissingResult``; a source that has
+    recorded, but not that name, raises ``KeyError``: the claim and the notebook
+    disagree about the figure's name, which should fail loudly.
+    """
+
+    def __init__(self, results: Mapping[str, dict]):
+        self.results = results
+        self._read: list[tuple[str, Figure]] = []
+
+    def key(self, source: str) -> str | None:
+        """The results key for a notebook number (``"05"``) or ``"bench"``, if recorded."""
+        return next((k for k in self.results if label(k) == source), None)
+
+    def has(self, source: str) -> bool:
+        return self.key(source) is not None
+
+    def figure(self, source: str, name: str) -> Figure:
+        key = self.key(source)
+        if key is None:
+            raise MissingResult(source)
+        for figure in self.results[key]["figures"]:
+            if figure.name == name:
+                return figure
+        names = [f.name for f in self.results[key]["figures"]]
+        raise KeyError(f"{key} recorded no figure named {name!r} (it has {names}); "
+                       f"re-run {key} or fix the name.")
+
+    def __call__(self, source: str, name: str) -> float | int | str | bool:
+        figure = self.figure(source, name)
+        self._read.append((source, figure))
+        return figure.value
+
+    def get(self, source: str, name: str, default: Any = None) -> Any:
+        """The value, or ``default`` if ``source`` recorded without it: for a figure a
+        notebook records only where it could measure it (nginx, where installed)."""
+        key = self.key(source)
+        if key is None:
+            raise MissingResult(source)
+        if not any(f.name == name for f in self.results[key]["figures"]):
+            return default
+        return self(source, name)
+
+    def check(self, claims: Mapping[str, Claim]) -> list[dict[str, str]]:
+        """Evaluate each claim against the figures: ``holds``, ``CONTRADICTED``, or not
+        measured yet. Each row lists the figures the claim read, with their values."""
+        rows = []
+        for text, claim in claims.items():
+            self._read = []
+            try:
+                result = "holds" if bool(claim(self)) else "CONTRADICTED"
+            except MissingResult as absent:
+                how = "make bench" if absent.source == BENCH else f"notebook {absent.source}"
+                result = f"not measured yet: run {how}"
+            sources = sorted({source for source, _ in self._read})
+            rows.append({
+                "claim": text,
+                "from": ", ".join(sources) or "-",
+                "measured": " vs ".join(f.formatted() for _, f in self._read) or "-",
+                "result": result,
+            })
+        return rows
+
+
+def contradicted(rows: Iterable[Mapping[str, str]]) -> list[str]:
+    """The claims among ``Evidence.check`` rows that the figures contradict."""
+    return [row["claim"] for row in rows if row["result"] == "CONTRADICTED"]
