@@ -107,7 +107,8 @@ class StreamRecord:
         directory = os.environ.get(EVENTS_DIR_ENV)
         if directory:
             path = Path(directory) / f"{self.tag}.json"
-            partial = path.with_suffix(".partial")
+            # One temporary name per record: two streams may share a tag.
+            partial = path.with_suffix(f".{os.getpid()}-{id(self)}.partial")
             partial.write_text(json.dumps(event))
             partial.replace(path)  # a reader never sees half a record
 
