@@ -31,3 +31,17 @@ def settings():
     from django.conf import settings as django_settings
 
     return django_settings
+
+
+@pytest.fixture
+def assert_bad_request():
+    """Check a response is the demo app's 400: one line of plain text giving the reason."""
+
+    def check(response, reason: str) -> None:
+        assert response.status_code == 400
+        text = response.content.decode()
+        assert reason in text
+        assert text.count("\n") == 1 and text.endswith("\n")
+        assert response["Content-Type"].startswith("text/plain")
+
+    return check

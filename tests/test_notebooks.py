@@ -51,5 +51,7 @@ def test_notebook_follows_the_conventions(path):
     solutions = [c for c in cells if "solution" in c["metadata"].get("tags", [])]
     assert solutions, "at least one exercise with a solution"
     assert all(c["metadata"].get("jupyter", {}).get("source_hidden") for c in solutions)
+    # Solutions stay out of slide decks and RISE: an audience should try first.
+    assert all(c["metadata"]["slideshow"]["slide_type"] == "skip" for c in solutions)
     for cell in cells:
         assert cell["metadata"].get("slideshow", {}).get("slide_type") in SLIDE_TYPES

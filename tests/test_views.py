@@ -97,13 +97,10 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize("path, params, reason", BAD_REQUESTS)
-def test_bad_parameter_is_a_400_with_a_one_line_reason(client, path, params, reason):
-    response = client.get(path, params)
-    assert response.status_code == 400
-    text = response.content.decode()
-    assert reason in text
-    assert text.count("\n") == 1 and text.endswith("\n")
-    assert response["Content-Type"].startswith("text/plain")
+def test_bad_parameter_is_a_400_with_a_one_line_reason(
+    client, assert_bad_request, path, params, reason
+):
+    assert_bad_request(client.get(path, params), reason)
 
 
 def test_caps_are_settings(client):
