@@ -1,0 +1,845 @@
+"""Hostile requests: malformed input for every URL of the demo app, sent over bare sockets.
+
+A tutorial that runs servers on a learner's machine must never fall over on a
+typo. This module builds the requests the reliability tests send, and judges
+the answers:
+
+* ``demo_urls()`` finds every URL of the demo app through Django's own URL
+  resolver (``demo_app.urls``), and for each one the query parameters its view
+  reads, with their bounds. They are read from the view's source: calls to
+  ``demo_app.params.int_param(request, "rows", ..., minimum=..., maximum=...)``
+  and ``request.GET.get[list]("tag")``, in the view and in the demo-app helpers
+  it calls. A view added later is covered without editing anything here.
+* ``corpus()`` turns that table into requests, each with the answer it must
+  get: bad values for every parameter (non-numeric, negative, huge, float,
+  unicode, repeated, percent-encoding tricks), values for parameters the view
+  does not read, oversized headers and request lines, unknown paths, wrong
+  methods, HTTP/1.0, HEAD, odd versions and pipelined requests.
+* ``send()`` sends one with ``streamlab.rawhttp.exchange``; ``judge()`` reads
+  every response on the connection by its framing and lists what is wrong
+  (a 5xx, a status other than the expected one, a reason that is not one line
+  naming the parameter, a connection the server did not close...).
+
+Where Gunicorn answers before Django sees the request (a request line over
+4094 bytes: 414; an oversized or 101st header: 431; a malformed request line
+or header: 400), the expected status is Gunicorn's. Where Gunicorn's WSGI
+workers and its ASGI worker parse differently, the expectation is given per
+worker class, with the reason next to it.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import re
+import socket
+import struct
+import sys
+import textwrap
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from .chunked import body_bytes, decode_chunked, is_chunked
+from .rawhttp import RawResponse, build_request, exchange
+
+HOST = "127.0.0.1"
+URLCONF = "demo_app.urls"
+WORKER_CLASSES = ("sync", "gthread", "asgi")
+MIN_PER_URL = 200  # hostile requests per URL, at least
+IDLE_TIMEOUT = 10.0  # a server that neither answers nor closes for this long hangs
+SILENT_WAIT = 0.3  # how long a request that must get no answer is watched
+
+Statuses = tuple[int, ...]
+
+
+# -- The demo app's URLs and their parameters ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter a view reads: ``kind`` is "int" (with bounds) or "text"."""
+
+    name: str
+    kind: str
+    default: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+@dataclass(frozen=True)
+class DemoURL:
+    """One URL of the demo app, the view behind it, and what the view accepts."""
+
+    path: str
+    view: str  # dotted name of the view function
+    params: tuple[Param, ...]
+    methods: tuple[str, ...] | None  # the methods the view allows; None: it does not say
+
+    @property
+    def int_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.kind == "int")
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+
+def demo_urls(urlconf: str = URLCONF) -> list[DemoURL]:
+    """Every URL of the demo app, found through Django's URL resolver, in URLconf order."""
+    _ensure_django()
+    from django.urls import get_resolver
+
+    urls: dict[str, DemoURL] = {}
+    for route, pattern in _walk(get_resolver(urlconf).url_patterns, ""):
+        path = "/" + _sample_route(route, pattern)
+        view = pattern.callback
+        if path not in urls:
+            urls[path] = DemoURL(
+                path=path,
+                view=f"{view.__module__}.{view.__qualname__}",
+                params=view_params(view),
+                methods=allowed_methods(view),
+            )
+    return list(urls.values())
+
+
+def _ensure_django() -> None:
+    import django
+    from django.apps import apps
+
+    if not apps.ready:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_app.settings")
+        django.setup()
+
+
+def _walk(patterns: Iterable, prefix: str) -> Iterator[tuple[str, object]]:
+    from django.urls import URLResolver
+
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern), pattern
+
+
+_CONVERTER_SAMPLES = {
+    "int": "1", "str": "x", "slug": "x", "path": "x",
+    "uuid": "00000000-0000-0000-0000-000000000000",
+}
+
+
+def _sample_route(route: str, pattern: object) -> str:
+    """The route with each ``<converter:name>`` replaced by a value it accepts."""
+    from django.urls.resolvers import RoutePattern
+
+    if not isinstance(pattern.pattern, RoutePattern):
+        raise ValueError(
+            f"URL pattern {route!r} is a regular expression; hostile.demo_urls() only knows "
+            "path() routes. Add a sample path for it to _sample_route()."
+        )
+
+    def sample(match: re.Match[str]) -> str:
+        converter = match[1] or "str"
+        if converter not in _CONVERTER_SAMPLES:
+            raise ValueError(f"No sample value for the path converter {converter!r} in {route!r}.")
+        return _CONVERTER_SAMPLES[converter]
+
+    return re.sub(r"<(?:(\w+):)?\w+>", sample, route)
+
+
+def allowed_methods(view: object) -> tuple[str, ...] | None:
+    """The methods a ``require_http_methods``-style decorator lets through, if any."""
+    while view is not None:
+        if inspect.isfunction(view):
+            methods = inspect.getclosurevars(view).nonlocals.get("request_method_list")
+            if methods is not None:
+                return tuple(methods)
+        view = getattr(view, "__wrapped__", None)
+    return None
+
+
+def view_params(view: object) -> tuple[Param, ...]:
+    """The query parameters ``view`` reads, found in its source and its helpers' sources."""
+    from demo_app.params import int_param
+
+    found: dict[str, Param] = {}
+    _scan(inspect.unwrap(view), int_param, found, set(), _package_of(view))
+    return tuple(found.values())
+
+
+def _package_of(obj: object) -> str:
+    return getattr(inspect.unwrap(obj), "__module__", "").split(".")[0]
+
+
+def _scan(obj: object, int_param: object, found: dict[str, Param], seen: set[int],
+          package: str) -> None:
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    except (OSError, TypeError, SyntaxError):
+        return
+    namespace = vars(sys.modules[obj.__module__])
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call | ast.Subscript):
+            continue
+        get_name = _query_get_name(node)
+        if get_name is not None:
+            found.setdefault(get_name, Param(get_name, "text"))
+            continue
+        if not isinstance(node, ast.Call):
+            continue
+        target = _lookup(node.func, namespace)
+        if target is int_param:
+            param = _int_param_call(node, namespace)
+            if param is not None:
+                found[param.name] = param  # an int_param call says more than a bare GET read
+        elif (inspect.isfunction(target) or inspect.isclass(target)) and (
+            getattr(target, "__module__", "").split(".")[0] == package
+        ):
+            _scan(target, int_param, found, seen, package)
+
+
+def _lookup(node: ast.expr, namespace: Mapping[str, object]) -> object:
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id)
+    if isinstance(node, ast.Attribute):
+        base = _lookup(node.value, namespace)
+        return None if base is None else getattr(base, node.attr, None)
+    return None
+
+
+def _query_get_name(node: ast.Call | ast.Subscript) -> str | None:
+    """``"tag"`` for ``request.GET.get("tag")``, ``.getlist("tag")`` or ``request.GET["tag"]``."""
+    if isinstance(node, ast.Call):
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr in ("get", "getlist")
+                and isinstance(func.value, ast.Attribute) and func.value.attr == "GET"
+                and node.args and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)):
+            return node.args[0].value
+        return None
+    if (isinstance(node.value, ast.Attribute) and node.value.attr == "GET"
+            and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+        return node.slice.value
+    return None
+
+
+def _int_param_call(node: ast.Call, namespace: Mapping[str, object]) -> Param | None:
+    """The Param of ``int_param(request, "name", default, minimum=..., maximum=...)``."""
+    args = node.args
+    if len(args) < 2 or not isinstance(args[1], ast.Constant) or not isinstance(args[1].value, str):
+        return None
+    keywords = {k.arg: _value(k.value, namespace) for k in node.keywords}
+    default = _value(args[2], namespace) if len(args) > 2 else keywords.get("default")
+    return Param(args[1].value, "int", default, keywords.get("minimum"), keywords.get("maximum"))
+
+
+_OPERATORS = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__,
+              ast.Pow: int.__pow__, ast.FloorDiv: int.__floordiv__}
+
+
+def _value(node: ast.expr, namespace: Mapping[str, object]) -> int | None:
+    """The value of a simple expression (a number, a constant, ``settings.X``, ``-X``, ``a*b``)."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+    elif isinstance(node, ast.Name | ast.Attribute):
+        value = _lookup(node, namespace)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _value(node.operand, namespace)
+        value = None if inner is None else -inner
+    elif isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left, right = _value(node.left, namespace), _value(node.right, namespace)
+        value = None if None in (left, right) else _OPERATORS[type(node.op)](left, right)
+    else:
+        value = None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# -- What a response must look like -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expect:
+    """The answer a hostile request must get.
+
+    ``statuses`` holds one status per response on the connection, in order
+    (several for pipelined requests), for each worker class; ``None`` means
+    a single response with any status in ``allowed``. ``reason`` names
+    the parameter a 400's one-line body must start with. ``methods`` gives
+    each request's method (a response to HEAD has no body). ``silent``: the
+    request is incomplete, so the right answer is none; the server must wait.
+    """
+
+    statuses: Mapping[str, Statuses] | None
+    reason: str | None = None
+    methods: tuple[str, ...] = ("GET",)
+    allow: tuple[str, ...] | None = None  # a 405 must list these in its Allow header
+    silent: bool = False
+    allowed: frozenset[int] = frozenset()  # with statuses None: any one of these will do
+
+    def accepts(self, statuses: Statuses, worker_class: str) -> bool:
+        if self.statuses is None:
+            return len(statuses) == 1 and statuses[0] in self.allowed
+        return statuses == self.statuses[worker_class]
+
+
+def everywhere(*statuses: int) -> dict[str, Statuses]:
+    """The same statuses from every worker class."""
+    return dict.fromkeys(WORKER_CLASSES, statuses)
+
+
+def by_worker(*, sync: Statuses, gthread: Statuses, asgi: Statuses) -> dict[str, Statuses]:
+    return {"sync": sync, "gthread": gthread, "asgi": asgi}
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One hostile request: the exact bytes sent, and the answer they must get."""
+
+    url: str  # the demo URL it targets (its path)
+    category: str
+    label: str
+    payload: bytes
+    expect: Expect
+    idle_timeout: float = IDLE_TIMEOUT
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.label} -> {self.url}"
+
+
+# -- The corpus ---------------------------------------------------------------------------------
+
+# Values that are not a whole number, in their decoded form (sent percent-encoded).
+NON_NUMERIC = (
+    "abc", "", " ", "one", "1a", "a1", "0x1F", "0o17", "0b101", "1_000", "1,000", "1 2",
+    "--5", "+-5", "-+5", "+5", "-", "+", "--", "5-", "true", "null", "None", "[]", "{}",
+    "1;2", "'; DROP TABLE demo_app_exportrow; --", "<script>alert(1)</script>",
+    "../../etc/passwd", "${jndi:ldap://127.0.0.1/x}", "%s%s%n", "\x00", "1\x00", "\r\n",
+    "\t", "5\nX-Injected: yes",
+)
+FLOATS = ("1.5", "1.0", "0.5", ".5", "5.", "1e2", "1E2", "-1.5", "1,5", "3.14159", "1/2", "NaN",
+          "inf", "-inf", "0.0")
+# Unicode digits and look-alikes: Python's int() reads several of them, the demo must not.
+# (Whitespace that str.strip() removes, like U+00A0, is left out: " 1 " is a valid 1.)
+UNICODE = ("\u0663", "\uff15", "\u2460", "\u00b2", "\U0001d7d3", "\u096b", "\u3007", "\u2167",
+           "1\u200b", "\ufeff1", "\u0661\u0660\u0660", "\u00e9", "\U0001f600", "1\U0001f600",
+           "\u3000", "\ufffd", "\u202e1")
+# Query fragments sent exactly as written (bad or sneaky percent-encoding).
+RAW_VALUES = ("%zz", "%", "%4", "%ff", "%c3%28", "%ed%a0%80", "%00", "%0d%0aX-Injected:%20yes",
+              "1%2e5", "%2d1", "%2B5", "1%00", "%E2%80%AE1")
+STRAY_VALUES = ("abc", "-1", "9" * 30, "1.5", "\u0663", "", "1&", "%zz", "<x>", "\x00")
+STRAY_NAMES = ("zzz", "rows[]", "ROWS", "r ows", "p\x00", "_", "callback", "format")
+WRONG_METHODS = ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO", "PROPFIND")
+
+
+def corpus(
+    urls: Sequence[DemoURL] | None = None, *, min_per_url: int = MIN_PER_URL
+) -> list[Hostile]:
+    """Every hostile request for every URL (at least ``min_per_url`` each), in a fixed order."""
+    urls = list(demo_urls() if urls is None else urls)
+    names = sorted({p.name for u in urls for p in u.params})
+    requests: list[Hostile] = []
+    for url in urls:
+        mine = list(_bad_parameters(url)) + list(_protocol(url))
+        stray = _stray_parameters(url, names)
+        while len(mine) < min_per_url:
+            mine.append(next(stray))
+        requests += mine
+    return requests
+
+
+def connection_level() -> list[Hostile]:
+    """Requests that belong to no URL: bytes that are not HTTP, or a request cut short."""
+    silent = Expect(everywhere(), silent=True)
+    return [
+        Hostile("-", "protocol", "TLS ClientHello on the plain port",
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64), silent,
+                SILENT_WAIT),
+        Hostile("-", "protocol", "request cut short", b"GET /hello HTTP/1.1\r\nHost: 127",
+                silent, SILENT_WAIT),
+        Hostile("-", "protocol", "connection with nothing sent", b"", silent, SILENT_WAIT),
+    ]
+
+
+def _get(target: str, **options: object) -> bytes:
+    return build_request(target, HOST, **options)  # type: ignore[arg-type]
+
+
+def _query(pairs: Iterable[tuple[str, str]], *, encoded: bool = False) -> str:
+    if encoded:
+        return "&".join(f"{n}={v}" for n, v in pairs)
+    return "&".join(f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in pairs)
+
+
+def _defaults(url: DemoURL, leave_out: str) -> list[tuple[str, str]]:
+    """The other int parameters at their defaults, so the bad one is not alone."""
+    return [(p.name, str(p.default)) for p in url.int_params
+            if p.name != leave_out and p.default is not None]
+
+
+def _out_of_range(param: Param) -> list[str]:
+    """Whole numbers the parameter must refuse: below its minimum, above its maximum."""
+    values: list[int] = []
+    if param.minimum is not None:
+        values += [param.minimum - 1, param.minimum - 1000, -1, -(2**63), -(10**19)]
+    if param.maximum is not None:
+        values += [param.maximum + 1, param.maximum * 10 + 7, 2**31, 2**32, 2**63, 2**64,
+                   10**19, 10**20 - 1]
+    bad = [v for v in dict.fromkeys(values)
+           if (param.minimum is not None and v < param.minimum)
+           or (param.maximum is not None and v > param.maximum)]
+    # Longer than any bound: refused as "not a whole number" before any comparison.
+    return [str(v) for v in bad] + ["9" * 21, "9" * 100, "9" * 1000, "-" + "9" * 30]
+
+
+def _bad_parameters(url: DemoURL) -> Iterator[Hostile]:
+    for param in url.params:
+        yield from _bad_values(url, param)
+
+
+def _bad_values(url: DemoURL, param: Param) -> Iterator[Hostile]:
+    """Bad values for one parameter, the view's other parameters at their defaults.
+
+    An int parameter must refuse every one of them with a 400 and a one-line
+    reason. What a text parameter accepts is the view's business, so for one
+    of those a 200 is fine too; a refusal must still be a 400 with its reason.
+    """
+    others = _defaults(url, param.name)
+    if param.kind == "int":
+        refused, head = everywhere(400), everywhere(400)
+        allowed: frozenset[int] = frozenset()
+    else:
+        refused = head = None
+        allowed = frozenset({200, 400})
+    reason = Expect(refused, reason=param.name, allowed=allowed)
+
+    def hostile(category: str, label: str, query: str, expect: Expect = reason,
+                **options: object) -> Hostile:
+        return Hostile(url.path, category, label, _get(f"{url.path}?{query}", **options), expect)
+
+    def bad(value: str, *, encoded: bool = False) -> str:
+        return _query([*others, (param.name, value)], encoded=encoded)
+
+    if param.kind == "int":
+        for value in NON_NUMERIC:
+            yield hostile("non-numeric", f"{param.name}={value!r}", bad(value))
+        for value in _out_of_range(param):
+            category = "negative" if value.startswith("-") else "huge"
+            yield hostile(category, f"{param.name}={value[:30]}", bad(value))
+        for value in FLOATS:
+            yield hostile("float", f"{param.name}={value}", bad(value))
+    else:
+        for value in ("", "a" * 65, "a" * 3000, "a b", "../x", "a/b", "a.b", "\x00", "<x>"):
+            yield hostile("non-numeric", f"{param.name}={value[:30]!r}", bad(value))
+    for value in UNICODE:
+        yield hostile("unicode", f"{param.name}={value!r}", bad(value))
+    for value in RAW_VALUES:
+        yield hostile("encoding", f"{param.name}={value}", bad(value, encoded=True))
+    for first, second in (("1", "1"), ("1", "2"), ("", ""), ("1", "x")):
+        query = _query([*others, (param.name, first), (param.name, second)])
+        yield hostile("repeated", f"{param.name} twice", query, Expect(
+            everywhere(400), reason=param.name))
+    yield hostile("repeated", f"{param.name} three times",
+                  _query([(param.name, "1")] * 3 + others), Expect(
+                      everywhere(400), reason=param.name))
+    name_encoded = "".join(f"%{ord(c):02X}" if i == 0 else c for i, c in enumerate(param.name))
+    yield hostile("encoding", f"name percent-encoded ({name_encoded})",
+                  _query([*others, (name_encoded, "x")], encoded=True))
+    yield hostile("HTTP/1.0", f"{param.name}=x over HTTP/1.0", bad("x"), version="HTTP/1.0")
+    yield hostile("HEAD", f"HEAD {param.name}=x", bad("x"),
+                  Expect(head, methods=("HEAD",), allowed=allowed), method="HEAD")
+    # Raw UTF-8 in the request line: Gunicorn refuses it (400) before Django sees it.
+    raw = f"GET {url.path}?{param.name}=\u0663 HTTP/1.1\r\nHost: {HOST}\r\n"
+    yield Hostile(url.path, "unicode", f"raw UTF-8 in the query ({param.name})",
+                  (raw + "Connection: close\r\n\r\n").encode(), Expect(everywhere(400)))
+
+
+def _stray_parameters(url: DemoURL, names: Sequence[str]) -> Iterator[Hostile]:
+    """Hostile values for parameters this view does not read: ignored, so a 200."""
+    own = {p.name for p in url.params}
+    candidates = [n for n in names if n not in own] + list(STRAY_NAMES)
+    ok = Expect(everywhere(200))
+    while True:
+        for value in STRAY_VALUES:
+            for name in candidates:
+                query = _query([(name, value)])
+                yield Hostile(url.path, "stray parameter", f"{name!r}={value!r}",
+                              _get(f"{url.path}?{query}"), ok)
+
+
+def _protocol(url: DemoURL) -> Iterator[Hostile]:
+    """Requests whose problem is not a parameter value: methods, versions, sizes, paths."""
+    path = url.path
+    ok = Expect(everywhere(200))
+    bad_query = _first_bad_query(url)
+
+    def h(category: str, label: str, payload: bytes, expect: Expect = ok) -> Hostile:
+        return Hostile(path, category, label, payload, expect)
+
+    # Wrong methods: the demo's views only answer GET and HEAD (require_safe).
+    for method in WRONG_METHODS:
+        if url.methods is not None and method not in url.methods:
+            expect = Expect(everywhere(405), allow=url.methods)
+            yield h("wrong method", method, _get(path, method=method), expect)
+    if url.methods is not None and "POST" not in url.methods:
+        body = b"rows=1&status=500"
+        post = (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: "
+                f"application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n").encode() + body
+        yield h("wrong method", "POST with a form body", post,
+                Expect(everywhere(405), allow=url.methods))
+    # Gunicorn only accepts upper-case method tokens (RFC 9110 methods are case-sensitive).
+    yield h("wrong method", "lower-case get", _get(path, method="get"), Expect(everywhere(400)))
+    yield h("wrong method", "method with a space", _get(path, method="G ET"),
+            Expect(everywhere(400)))
+
+    # HTTP/1.0 and HEAD.
+    yield h("HTTP/1.0", "GET over HTTP/1.0", _get(path, version="HTTP/1.0"))
+    yield h("HTTP/1.0", "HTTP/1.0 without Host", f"GET {path} HTTP/1.0\r\n\r\n".encode())
+    yield h("HEAD", "HEAD", _get(path, method="HEAD"), Expect(everywhere(200), methods=("HEAD",)))
+    yield h("HEAD", "HEAD over HTTP/1.0", _get(path, method="HEAD", version="HTTP/1.0"),
+            Expect(everywhere(200), methods=("HEAD",)))
+
+    # Versions Gunicorn does not speak. Its WSGI parser accepts any HTTP/1.x and answers in
+    # kind; its ASGI worker accepts only 1.0 and 1.1.
+    close = {"Connection": "close"}
+    yield h("version", "HTTP/1.2", _get(path, version="HTTP/1.2", headers=close),
+            Expect(by_worker(sync=(200,), gthread=(200,), asgi=(400,))))
+    for version in ("HTTP/2.0", "HTTP/9.9", "HTTP/1", "HTTPS/1.1", "http/1.1"):
+        yield h("version", version, _get(path, version=version, headers=close),
+                Expect(everywhere(400)))
+    yield h("version", "HTTP/0.9 (no version)", f"GET {path}\r\n\r\n".encode(),
+            Expect(everywhere(400)))
+
+    # Pipelined requests on one connection. The sync worker handles one request per
+    # connection and closes it, so only the first is answered; the others answer each.
+    first_only = {"sync": (200,)}
+    pipelined = [
+        ("two GETs", [_get(path, close=False), _get(path)], ("GET", "GET"), (200, 200)),
+        ("HEAD then GET", [_get(path, method="HEAD", close=False), _get(path)],
+         ("HEAD", "GET"), (200, 200)),
+        ("three GETs", [_get(path, close=False)] * 2 + [_get(path)], ("GET",) * 3,
+         (200, 200, 200)),
+    ]
+    if bad_query is not None:
+        pipelined.append(("GET, bad GET, GET",
+                          [_get(path, close=False), _get(f"{path}?{bad_query}", close=False),
+                           _get(path)], ("GET",) * 3, (200, 400, 200)))
+    for label, parts, methods, statuses in pipelined:
+        expect = Expect({**everywhere(*statuses), **first_only}, methods=methods)
+        yield h("pipelined", label, b"".join(parts), expect)
+    # A broken request after a good one: Gunicorn answers the good one, then a 400.
+    yield h("pipelined", "GET then garbage", _get(path, close=False) + b"\xff\xfe\r\n\r\n",
+            Expect(by_worker(sync=(200,), gthread=(200, 400), asgi=(200, 400))))
+
+    # Sizes. Gunicorn's limits: request line 4094 bytes (then 414), a header field 8190
+    # bytes and 100 header fields (then 431).
+    long_value = "a" * 5000
+    yield h("oversized", "request line over 4094 bytes", _get(f"{path}?x={long_value}"),
+            Expect(everywhere(414)))
+    yield h("oversized", "path over 4094 bytes", _get(path.rstrip("/") + "/" + "a" * 5000),
+            Expect(everywhere(414)))
+    yield h("oversized", "query just under the limit", _get(f"{path}?x={'a' * 4000}"))
+    yield h("oversized", "a 9000-byte header", _get(path, headers={"X-Big": "a" * 9000}),
+            Expect(everywhere(431)))
+    yield h("oversized", "an 8000-byte header", _get(path, headers={"X-Big": "a" * 8000}))
+    yield h("oversized", "an 8000-byte cookie", _get(path, headers={"Cookie": "a=" + "b" * 8000}))
+    many = {f"X-H{i}": "1" for i in range(120)}
+    yield h("oversized", "120 headers", _get(path, headers=many), Expect(everywhere(431)))
+    yield h("oversized", "1000-byte header name", _get(path, headers={"X" * 1000: "1"}))
+    # More fields than Django parses (DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000): a view that
+    # reads the query gets Django's own 400; one that never looks at it answers normally.
+    fields = "a&" * 1100 + "b=1"
+    yield h("oversized", "1100 query fields", _get(f"{path}?{fields}"),
+            Expect(everywhere(400 if url.params else 200)))
+    yield h("oversized", "600 repeats of a parameter the view ignores",
+            _get(f"{path}?" + "&".join(["zzz=1"] * 600)))
+
+    # Unknown paths next to this one.
+    for label, target in _unknown_paths(path):
+        yield h("unknown path", label, _get(target), Expect(everywhere(404)))
+
+    # Headers that break the message framing or lie about the host.
+    # Django refuses a Host outside ALLOWED_HOSTS (DisallowedHost: its plain 400 page).
+    yield h("headers", "Host not allowed", build_request(path, "evil.example"),
+            Expect(everywhere(400)))
+    yield h("headers", "Host with a path", _raw_head(path, "Host: 127.0.0.1/evil"),
+            Expect(everywhere(400)))
+    yield h("headers", "two Host headers",
+            _raw_head(path, f"Host: {HOST}", "Host: evil.example"), Expect(everywhere(400)))
+    yield h("headers", "X-Forwarded-Host is ignored",
+            _get(path, headers={"X-Forwarded-Host": "evil.example"}))
+    yield h("headers", "space before the colon", _raw_head(path, f"Host: {HOST}", "X-A : b"),
+            Expect(everywhere(400)))
+    yield h("headers", "obsolete line folding", _raw_head(path, f"Host: {HOST}", "X-A: b",
+                                                          " c"), Expect(everywhere(400)))
+    yield h("headers", "control character in a value",
+            _raw_head(path, f"Host: {HOST}", "X-A: a\x01b"), Expect(everywhere(400)))
+    yield h("headers", "bare LF line endings",
+            f"GET {path} HTTP/1.1\nHost: {HOST}\nConnection: close\n\n".encode(),
+            Expect(everywhere(400)))
+    yield h("headers", "Content-Length and Transfer-Encoding",
+            _raw_head(path, f"Host: {HOST}", "Content-Length: 5",
+                      "Transfer-Encoding: chunked") + b"0\r\n\r\n", Expect(everywhere(400)))
+    yield h("headers", "negative Content-Length",
+            _raw_head(path, f"Host: {HOST}", "Content-Length: -1"), Expect(everywhere(400)))
+    yield h("headers", "non-numeric Content-Length",
+            _raw_head(path, f"Host: {HOST}", "Content-Length: abc"), Expect(everywhere(400)))
+    yield h("headers", "Transfer-Encoding gzip only",
+            _raw_head(path, f"Host: {HOST}", "Transfer-Encoding: gzip"), Expect(everywhere(400)))
+    yield h("headers", "UTF-8 bytes in a value", _raw_head(path, f"Host: {HOST}", "X-A: \u00e9"))
+    # Gunicorn's WSGI parser refuses an expectation it does not know (417); its ASGI
+    # worker ignores the header.
+    yield h("headers", "Expect: something unknown", _get(path, headers={"Expect": "foo"}),
+            Expect(by_worker(sync=(417,), gthread=(417,), asgi=(200,))))
+    yield h("headers", "Expect: 100-continue (the interim 100 is skipped)",
+            _get(path, headers={"Expect": "100-continue"}))
+    yield h("headers", "Range: bytes=garbage", _get(path, headers={"Range": "bytes=x-y"}))
+    yield h("headers", "Accept-Encoding: everything", _get(path, headers={"Accept-Encoding": "*"}))
+    yield h("headers", "garbage request line", b"\xff\xfe\xfd " + path.encode() + b"\r\n\r\n",
+            Expect(everywhere(400)))
+    yield h("headers", "NUL in the path",
+            f"GET {path}\x00 HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode(),
+            Expect(everywhere(400)))
+
+
+def _raw_head(path: str, *lines: str) -> bytes:
+    """A GET with exactly these header lines (plus Connection: close), however malformed."""
+    head = "\r\n".join([f"GET {path} HTTP/1.1", *lines, "Connection: close"]) + "\r\n\r\n"
+    return head.encode("utf-8")
+
+
+def _first_bad_query(url: DemoURL) -> str | None:
+    return f"{url.params[0].name}=x" if url.params else None
+
+
+def _unknown_paths(path: str) -> Iterator[tuple[str, str]]:
+    """Paths next to ``path`` that Django's resolver does not know (checked, not assumed)."""
+    from django.urls import Resolver404, resolve
+
+    base = path.rstrip("/")  # "" for the index, so base + "/x" is "/x"
+    candidates = [
+        ("trailing slash", path + "/"), ("extra letter", path + "x"),
+        ("extra segment", base + "/x"), ("dot-dot segment", base + "/../etc/passwd"),
+        ("encoded NUL", path + "%00"), ("encoded slash", path + "%2F"),
+        ("double slash", "/" + path), ("upper case", path.upper()),
+        (".php suffix", path + ".php"), ("percent-encoded é", path + "%C3%A9"),
+        ("encoded newline", path + "%0d%0aX-Injected:%20yes"),
+    ]
+    for label, target in candidates:
+        try:
+            resolve(_decoded(target), urlconf=URLCONF)
+        except Resolver404:
+            yield label, target
+
+
+def _decoded(target: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(urlsplit(target).path)
+
+
+# -- Sending and judging ----------------------------------------------------------------------
+
+
+def send(hostile: Hostile, port: int, host: str = HOST) -> RawResponse:
+    """Send the request's exact bytes and read until the server closes (or goes quiet)."""
+    return exchange(host, port, hostile.payload, idle_timeout=hostile.idle_timeout)
+
+
+@dataclass
+class Answer:
+    """The responses read off one connection, split by their framing."""
+
+    statuses: Statuses
+    responses: list[RawResponse]
+    bodies: list[bytes]  # each body with its framing removed
+    leftover: bytes = b""
+    error: str | None = None  # why the bytes could not be split into responses
+
+
+def split(raw: RawResponse, methods: Sequence[str]) -> Answer:
+    """Split what came back into responses (interim 1xx ones dropped), each by its framing."""
+    data = raw.data
+    responses: list[RawResponse] = []
+    bodies: list[bytes] = []
+    index = 0
+    while data:
+        head, sep, after = data.partition(b"\r\n\r\n")
+        if not sep:
+            return Answer(_statuses(responses), responses, bodies, data, "incomplete head")
+        response = RawResponse(head + sep + after, raw.closed_by_server, raw.elapsed_s)
+        try:
+            status = response.status
+        except (IndexError, ValueError):
+            return Answer(_statuses(responses), responses, bodies, data, "no status line")
+        method = methods[min(index, len(methods) - 1)]
+        try:
+            framed = body_bytes(response, method)
+        except ValueError as error:
+            return Answer(_statuses(responses), responses, bodies, data, str(error))
+        length = len(head) + len(sep) + len(framed)
+        if status >= 200:  # a 100 Continue comes before the real response
+            declared = response.headers.get("Content-Length")
+            if declared is not None and method != "HEAD" and len(framed) < int(declared):
+                return Answer(_statuses(responses), responses, bodies, data, "body cut short")
+            responses.append(RawResponse(data[:length], raw.closed_by_server, raw.elapsed_s))
+            bodies.append(decode_chunked(framed).data if is_chunked(response) and framed
+                          else framed)
+            index += 1
+        data = data[length:]
+    return Answer(_statuses(responses), responses, bodies)
+
+
+def _statuses(responses: Sequence[RawResponse]) -> Statuses:
+    return tuple(r.status for r in responses)
+
+
+PROBLEMS = ("5xx", "wrong status", "bad reason", "hang", "framing", "injected header")
+
+
+def judge(hostile: Hostile, raw: RawResponse, worker_class: str) -> list[str]:
+    """What is wrong with the answer to ``hostile`` (an empty list when nothing is)."""
+    expect = hostile.expect
+    if expect.silent:
+        return [] if raw.data == b"" else ["wrong status"]
+    answer = split(raw, expect.methods)
+    problems = []
+    if any(status >= 500 for status in answer.statuses):
+        problems.append("5xx")
+    if not expect.accepts(answer.statuses, worker_class):
+        problems.append("wrong status")
+    if answer.error is not None or answer.leftover:
+        problems.append("framing")
+    if not raw.closed_by_server:
+        problems.append("hang")
+    for response, body in zip(answer.responses, answer.bodies, strict=True):
+        names = {name.lower() for name in response.headers}
+        if "x-injected" in names:
+            problems.append("injected header")
+        if expect.reason is not None and response.status == 400 and not is_reason(
+            body, expect.reason
+        ):
+            problems.append("bad reason")
+        if response.status == 405 and expect.allow is not None:
+            allow = {m.strip() for m in _header(response, "Allow").split(",")}
+            if allow != set(expect.allow):
+                problems.append("wrong status")
+    return sorted(set(problems))
+
+
+def is_reason(body: bytes, name: str) -> bool:
+    """True for a one-line reason that starts with the parameter's name: "rows must be ...\\n"."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.endswith("\n") and text.count("\n") == 1 and text.startswith(f"{name} ")
+
+
+def _header(response: RawResponse, name: str) -> str:
+    for key, value in response.headers.items():
+        if key.lower() == name.lower():
+            return value
+    return ""
+
+
+# -- Running a corpus against a server --------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """How one hostile request fared."""
+
+    hostile: Hostile
+    problems: list[str]
+    statuses: Statuses
+    seconds: float
+
+
+@dataclass
+class Tally:
+    """Counts over many hostile requests: how many, and how many of each problem."""
+
+    requests: int = 0
+    per_url: dict[str, int] = field(default_factory=dict)
+    per_category: dict[str, int] = field(default_factory=dict)
+    problems: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROBLEMS, 0))
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        hostile = outcome.hostile
+        self.requests += 1
+        self.per_url[hostile.url] = self.per_url.get(hostile.url, 0) + 1
+        self.per_category[hostile.category] = self.per_category.get(hostile.category, 0) + 1
+        for problem in outcome.problems:
+            self.problems[problem] += 1
+        if outcome.problems and len(self.examples) < 20:
+            self.examples.append(f"{hostile} got {outcome.statuses}: {outcome.problems}")
+
+    @property
+    def failures(self) -> int:
+        return sum(self.problems.values())
+
+
+def run(hostiles: Iterable[Hostile], port: int, worker_class: str, *, host: str = HOST,
+        threads: int = 1) -> Tally:
+    """Send every request (``threads`` at a time) and tally the problems."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(hostile: Hostile) -> Outcome:
+        start = time.perf_counter()
+        try:
+            raw = send(hostile, port, host)
+        except OSError as error:  # refused or reset before anything came back
+            return Outcome(hostile, [f"connection error: {error}"], (), 0.0)
+        problems = judge(hostile, raw, worker_class)
+        statuses = split(raw, hostile.expect.methods).statuses
+        return Outcome(hostile, problems, statuses, time.perf_counter() - start)
+
+    tally = Tally()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for outcome in pool.map(one, hostiles):
+            for problem in outcome.problems:
+                tally.problems.setdefault(problem, 0)
+            tally.add(outcome)
+    return tally
+
+
+# -- A client that leaves in the middle of a download ----------------------------------------
+
+
+def abort_download(url: str, body_bytes_wanted: int, *, reset: bool = False,
+                   timeout: float = 30.0) -> dict[str, object]:
+    """GET ``url``, read until ``body_bytes_wanted`` body bytes have arrived, then leave.
+
+    ``reset`` closes with an RST (SO_LINGER 0), as a killed client does; otherwise
+    the socket is closed normally (FIN). Returns what was received.
+    """
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    received = bytearray()
+    head_end = -1
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(build_request(target, parts.netloc))
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+            if head_end < 0:
+                head_end = received.find(b"\r\n\r\n")
+            if head_end >= 0 and len(received) - head_end - 4 >= body_bytes_wanted:
+                break
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return {
+        "bytes_received": len(received),
+        "body_bytes_received": max(len(received) - head_end - 4, 0) if head_end >= 0 else 0,
+        "status_line": bytes(received[: received.find(b"\r\n")]).decode("latin-1"),
+        "finished_first": head_end >= 0 and received.endswith(b"0\r\n\r\n"),
+    }
