@@ -121,6 +121,12 @@ def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -
         items.append(item)
 
 
+def pytest_runtest_logreport(report: Any) -> None:
+    """Count the notebooks executed, for the whole-suite hygiene figure."""
+    if report.when == "call" and report.passed and "test_notebook_executes" in report.nodeid:
+        _figures.count("process hygiene", "notebooks executed")
+
+
 # -- The processes this session started ----------------------------------------------------
 
 
