@@ -39,6 +39,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -699,7 +700,8 @@ def _statuses(responses: Sequence[RawResponse]) -> Statuses:
     return tuple(r.status for r in responses)
 
 
-PROBLEMS = ("5xx", "wrong status", "bad reason", "hang", "framing", "injected header")
+PROBLEMS = ("5xx", "wrong status", "bad reason", "hang", "framing", "injected header",
+            "connection error")
 
 
 def judge(hostile: Hostile, raw: RawResponse, worker_class: str) -> list[str]:
@@ -759,6 +761,7 @@ class Outcome:
     problems: list[str]
     statuses: Statuses
     seconds: float
+    error: str | None = None  # what went wrong with the connection itself
 
 
 @dataclass
@@ -779,7 +782,8 @@ class Tally:
         for problem in outcome.problems:
             self.problems[problem] += 1
         if outcome.problems and len(self.examples) < 20:
-            self.examples.append(f"{hostile} got {outcome.statuses}: {outcome.problems}")
+            got = outcome.error or outcome.statuses
+            self.examples.append(f"{hostile} got {got}: {outcome.problems}")
 
     @property
     def failures(self) -> int:
@@ -789,14 +793,13 @@ class Tally:
 def run(hostiles: Iterable[Hostile], port: int, worker_class: str, *, host: str = HOST,
         threads: int = 1) -> Tally:
     """Send every request (``threads`` at a time) and tally the problems."""
-    from concurrent.futures import ThreadPoolExecutor
 
     def one(hostile: Hostile) -> Outcome:
         start = time.perf_counter()
         try:
             raw = send(hostile, port, host)
-        except OSError as error:  # refused or reset before anything came back
-            return Outcome(hostile, [f"connection error: {error}"], (), 0.0)
+        except OSError as error:  # refused, or reset before anything came back
+            return Outcome(hostile, ["connection error"], (), 0.0, repr(error))
         problems = judge(hostile, raw, worker_class)
         statuses = split(raw, hostile.expect.methods).statuses
         return Outcome(hostile, problems, statuses, time.perf_counter() - start)
@@ -804,8 +807,6 @@ def run(hostiles: Iterable[Hostile], port: int, worker_class: str, *, host: str 
     tally = Tally()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for outcome in pool.map(one, hostiles):
-            for problem in outcome.problems:
-                tally.problems.setdefault(problem, 0)
             tally.add(outcome)
     return tally
 

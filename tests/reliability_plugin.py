@@ -40,6 +40,13 @@ os.environ[SESSION_ENV] = SESSION
 FIGURES_PATH = PROJECT_ROOT / "build" / "reliability" / "figures.json"
 LAST_TEST = "test_hygiene.py::test_no_process_survives_the_suite"
 AREAS = ("bad input", "disconnects", "load", "load (sync worker)", "process hygiene", "exposure")
+# Labels that read first in their area's line, in this order; others follow as recorded.
+FIRST = {
+    "process hygiene": ("notebooks executed", "kernel restarts", "interrupted cells",
+                        "checks after the whole suite"),
+    "exposure": ("servers checked", "listening sockets", "beyond 127.0.0.1"),
+}
+LAST = ("leftover processes",)
 
 
 class Figures:
@@ -48,12 +55,15 @@ class Figures:
     def __init__(self) -> None:
         self.areas: dict[str, dict[str, Any]] = {}
         self.units: dict[tuple[str, str], str] = {}
+        self.singular: dict[str, str] = {}
         self.notes: dict[str, list[str]] = {}
 
-    def count(self, area: str, label: str, n: int = 1) -> None:
-        """Add ``n`` to a count ("requests", "5xx", "leftover processes"...)."""
+    def count(self, area: str, label: str, n: int = 1, *, one: str | None = None) -> None:
+        """Add ``n`` to a count ("requests", "5xx"...); ``one`` is the label for a count of 1."""
         values = self.areas.setdefault(area, {})
         values[label] = values.get(label, 0) + int(n)
+        if one is not None:
+            self.singular[label] = one
 
     def worst(self, area: str, label: str, value: float, unit: str = "") -> None:
         """Keep the largest value seen (a memory or file-descriptor growth)."""
@@ -66,17 +76,26 @@ class Figures:
         self.areas.setdefault(area, {})
         self.notes.setdefault(area, []).append(text)
 
+    def _labels(self, area: str) -> list[str]:
+        recorded = list(self.areas.get(area, {}))
+        first = [label for label in FIRST.get(area, ()) if label in recorded]
+        last = [label for label in LAST if label in recorded]
+        return first + [lb for lb in recorded if lb not in first and lb not in last] + last
+
     def line(self, area: str) -> str:
         parts = []
-        for label, value in self.areas.get(area, {}).items():
+        for label in self._labels(area):
+            value = self.areas[area][label]
             unit = self.units.get((area, label))
             if unit is None:
-                parts.append(f"{value:,} {label}")
+                name = self.singular.get(label, label) if value == 1 else label
+                parts.append(f"{value:,} {name}")
             elif isinstance(value, int):
                 parts.append(f"{label} {value:+d}{' ' + unit if unit else ''}")
             else:
                 parts.append(f"{label} {value:+.1f}{' ' + unit if unit else ''}")
-        return f"{area}: " + ", ".join(parts + self.notes.get(area, []))
+        notes = self.notes.get(area, [])
+        return f"{area}: " + ", ".join(parts) + (f" ({'; '.join(notes)})" if notes else "")
 
     def lines(self) -> list[str]:
         ordered = [a for a in AREAS if a in self.areas] + sorted(set(self.areas) - set(AREAS))
@@ -124,7 +143,7 @@ def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -
 def pytest_runtest_logreport(report: Any) -> None:
     """Count the notebooks executed, for the whole-suite hygiene figure."""
     if report.when == "call" and report.passed and "test_notebook_executes" in report.nodeid:
-        _figures.count("process hygiene", "notebooks executed")
+        _figures.count("process hygiene", "notebooks executed", one="notebook executed")
 
 
 # -- The processes this session started ----------------------------------------------------

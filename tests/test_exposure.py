@@ -55,7 +55,7 @@ def open_sockets(pids: list[int]) -> list[tuple[int, str, int]]:
 def check_sockets(figures, what: str, sockets: list[tuple[int, str, int]]) -> None:
     exposed = [s for s in sockets if s[1] != LOOPBACK]
     figures.count(AREA, "servers checked")
-    figures.count(AREA, "listening sockets", len(sockets))
+    figures.count(AREA, "listening sockets", len(sockets), one="listening socket")
     figures.count(AREA, "beyond 127.0.0.1", len(exposed))
     assert sockets, f"{what}: no listening socket found"
     assert exposed == [], f"{what} listens beyond the loopback: {exposed}"
@@ -66,7 +66,8 @@ def check_debug_off(figures, url: str) -> None:
     response = requests.get(url, timeout=30)
     debug_on = response.status_code != 404 or PLAIN_404 not in response.text or (
         "DEBUG" in response.text or "URLconf" in response.text)
-    figures.count(AREA, "running configurations with DEBUG on", int(debug_on))
+    figures.count(AREA, "running configurations with DEBUG on", int(debug_on),
+                  one="running configuration with DEBUG on")
     assert not debug_on, response.text[:500]
 
 
@@ -224,7 +225,7 @@ def test_no_secret_in_the_repository(settings, figures):
     findings += [f"{p.name}: the running SECRET_KEY" for p, text in texts.items()
                  if settings.SECRET_KEY in text]
     figures.count(AREA, "tracked files scanned", len(files))
-    figures.count(AREA, "secrets found", len(findings))
+    figures.count(AREA, "secrets found", len(findings), one="secret found")
     assert len(texts) > 20
     assert findings == []
 
@@ -272,7 +273,9 @@ def test_manage_py_check_is_clean(figures):
     warnings = set(re.findall(r"\((security\.\w+)\)", deploy.stdout + deploy.stderr))
     issues = re.search(r"identified (\d+) issue", plain.stdout + plain.stderr)
     figures.count(AREA, "manage.py check issues",
-                  int(issues[1]) if issues else int(plain.returncode != 0))
-    figures.count(AREA, "unexpected deploy warnings", len(warnings - EXPECTED_DEPLOY_WARNINGS))
+                  int(issues[1]) if issues else int(plain.returncode != 0),
+                  one="manage.py check issue")
+    figures.count(AREA, "unexpected deploy warnings", len(warnings - EXPECTED_DEPLOY_WARNINGS),
+                  one="unexpected deploy warning")
     assert plain.returncode == 0 and "no issues" in plain.stdout, plain.stdout + plain.stderr
     assert warnings <= EXPECTED_DEPLOY_WARNINGS, deploy.stdout + deploy.stderr

@@ -109,8 +109,8 @@ def test_kernel_restart_in_the_middle_of_a_notebook_stops_every_server(how, figu
         left = still_running(pids, timeout=20)
         after = notebook.run("print(1 + 1)")  # the notebook goes on in the new kernel
         new_kernel = notebook.kernel.pid
-    figures.count(AREA, "kernel restarts")
-    figures.count(AREA, "leftover processes", len(left))
+    figures.count(AREA, "kernel restarts", one="kernel restart")
+    figures.count(AREA, "leftover processes", len(left), one="leftover process")
 
     # Gunicorn's master and worker, nginx's master and worker, and a watchdog for each server.
     expected = {"gunicorn": 2, "watchdog": 1} | ({"nginx": 2} if nginx_available() else {})
@@ -172,8 +172,8 @@ def test_interrupted_streaming_cell_leaves_a_working_server_then_nothing(figures
         pids = [p.pid for p in notebook.started()]
         notebook.run("server.stop(); events.cleanup()")
         left = still_running(pids, timeout=20)
-    figures.count(AREA, "interrupted cells")
-    figures.count(AREA, "leftover processes", len(left))
+    figures.count(AREA, "interrupted cells", one="interrupted cell")
+    figures.count(AREA, "leftover processes", len(left), one="leftover process")
 
     assert interrupted_at and cell_ended - interrupted_at[0] < 10
     assert record is not None and record["outcome"] == "GeneratorExit", record
@@ -200,8 +200,8 @@ def test_no_process_survives_the_suite(find_project_processes, figures, request)
     while leftovers and time.monotonic() < deadline:
         time.sleep(0.2)
         leftovers = find_project_processes()
-    figures.count(AREA, "checks after the whole suite")
-    figures.count(AREA, "leftover processes", len(leftovers))
+    figures.count(AREA, "checks after the whole suite", one="check after the whole suite")
+    figures.count(AREA, "leftover processes", len(leftovers), one="leftover process")
     for leftover in leftovers:  # report them, then leave no mess behind
         try:
             psutil.Process(leftover.pid).kill()
