@@ -55,8 +55,7 @@ def run_notebook_in_lab(
             if screenshot is not None:
                 page.screenshot(path=str(screenshot.with_suffix(".dialog.png")))
             raise RuntimeError(f"JupyterLab showed a dialog: {dialog.inner_text()[:500]!r}")
-        page.click(".lm-MenuBar-itemLabel:text-is('File')")
-        page.click(".lm-Menu-itemLabel:text-is('Save Notebook')")
+        _menu(page, "File", "^Save( Notebook)?$")
         time.sleep(0.5)
         nb = nbformat.read(saved_copy, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
@@ -87,9 +86,28 @@ def _scroll_to(page, text: str | None) -> None:
         time.sleep(0.2)
 
 
+def _menu(page, menu: str, item: str, attempts: int = 5) -> None:
+    """Click ``menu`` in the menu bar, then the entry matching the regular expression
+    ``item``. On a busy machine the menu can miss the first click, so close it
+    and try again."""
+    entry = page.locator(f".lm-Menu-itemLabel:text-matches('{item}')")
+    for _ in range(attempts):
+        page.click(f".lm-MenuBar-itemLabel:text-is('{menu}')")
+        try:
+            entry.wait_for(state="visible", timeout=5_000)
+        except Exception:  # Playwright's TimeoutError: the menu did not open
+            page.keyboard.press("Escape")
+            continue
+        entry.click()
+        return
+    raise TimeoutError(f"JupyterLab's {menu} menu did not offer {item!r}.")
+
+
 def _run_all(page) -> None:
-    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    # The Run menu acts on the active widget: make it the notebook (a click on its
+    # first cell), or the menu offers a generic "Run All" that runs nothing here.
+    page.click(".jp-NotebookPanel .jp-Cell >> nth=0")
+    _menu(page, "Run", "^Run All Cells$")
 
 
 def _answer_kernel_dialog(page) -> bool:

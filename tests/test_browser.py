@@ -34,10 +34,10 @@ def test_notebook_00_runs_in_jupyterlab(tmp_path):
             browser.close()
         descendants = lab.pids()
     code = [c for c in nb.cells if c.cell_type == "code"]
-    not_run = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and not c.execution_count]
-    assert not_run == [], f"cells that did not run: {not_run}"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert errors == [], [f"{o.ename}: {o.evalue}" for o in errors]
+    not_run = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and not c.execution_count]
+    assert not_run == [], f"cells that did not run: {not_run}"
     text = "".join(o.get("text", "") for c in code for o in c.outputs)
     assert "Transfer-Encoding: chunked" in text
     assert screenshot.stat().st_size > 10_000
