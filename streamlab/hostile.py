@@ -363,6 +363,9 @@ def connection_level() -> list[Hostile]:
         Hostile("-", "protocol", "request cut short", b"GET /hello HTTP/1.1\r\nHost: 127",
                 silent, SILENT_WAIT),
         Hostile("-", "protocol", "connection with nothing sent", b"", silent, SILENT_WAIT),
+        # The asterisk form asks about the server as a whole; Django has no page for it.
+        Hostile("-", "protocol", "OPTIONS *", build_request("*", HOST, method="OPTIONS"),
+                Expect(everywhere(404))),
     ]
 
 
@@ -533,9 +536,16 @@ def _protocol(url: DemoURL) -> Iterator[Hostile]:
     for label, parts, methods, statuses in pipelined:
         expect = Expect({**everywhere(*statuses), **first_only}, methods=methods)
         yield h("pipelined", label, b"".join(parts), expect)
-    # A broken request after a good one: Gunicorn answers the good one, then a 400.
+    # A broken request after a good one: the good one is answered, then the threaded and
+    # ASGI workers answer the garbage with a 400 (the sync worker has closed by then).
     yield h("pipelined", "GET then garbage", _get(path, close=False) + b"\xff\xfe\r\n\r\n",
             Expect(by_worker(sync=(200,), gthread=(200, 400), asgi=(200, 400))))
+
+    # An absolute-form target, as clients send to a proxy (RFC 9112, section 3.2.2: a server
+    # must accept it). Gunicorn's WSGI parser takes the path out of it; its ASGI worker
+    # passes the whole URL on as the ASGI path, so Django finds no page there: a 404.
+    yield h("version", "absolute-form target", _get(f"http://{HOST}{path}"),
+            Expect(by_worker(sync=(200,), gthread=(200,), asgi=(404,))))
 
     # Sizes. Gunicorn's limits: request line 4094 bytes (then 414), a header field 8190
     # bytes and 100 header fields (then 431).
