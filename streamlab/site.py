@@ -59,9 +59,10 @@ def write_index(
 
 
 def _inline_code(text: str) -> str:
-    """Escape ``text`` for HTML, with Markdown's `code` spans as <code>, first letter upper."""
-    text = text[:1].upper() + text[1:]
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    """Escape ``text`` for HTML, Markdown's `code` and *emphasis* kept, first letter upper."""
+    text = html.escape(text[:1].upper() + text[1:])
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
 
 
 _INDEX = """<!doctype html>

@@ -3,7 +3,7 @@
 import nbformat
 
 from streamlab.notebooks import series, title
-from streamlab.site import question, render_slides, write_index
+from streamlab.site import _inline_code, question, render_slides, write_index
 
 
 def test_index_links_every_notebook_in_order(tmp_path):
@@ -31,3 +31,9 @@ def test_slides_follow_the_slide_metadata(tmp_path):
     assert deck.count("<section>") == 2 * kinds.count("slide") + kinds.count("subslide")
     assert deck.count('class="fragment"') == kinds.count("fragment")
     assert "vendor/reveal.js/dist/reveal.js" in deck and 'src="r.js"' in deck
+
+
+def test_questions_keep_their_code_and_emphasis():
+    assert _inline_code("when is `x < 1` *chunked*?") == (
+        "When is <code>x &lt; 1</code> <em>chunked</em>?"
+    )
