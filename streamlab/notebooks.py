@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,7 +95,7 @@ def run(
         try:
             client.execute()
         except (CellExecutionError, CellTimeoutError) as exc:
-            text = str(exc).strip()
+            text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # no terminal colours
             error = text.splitlines()[-1] if text else type(exc).__name__
     result = RunResult(path, time.perf_counter() - start, error, memory.peak_total, nb)
     if out_dir is not None:
