@@ -22,6 +22,7 @@ import json
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import nbformat
 import psutil
@@ -184,8 +185,7 @@ def test_interrupted_streaming_cell_leaves_a_working_server_then_nothing(figures
 
 
 def _wait_for_record(directory: str, tag: str, timeout: float = 15) -> dict | None:
-    from pathlib import Path
-
+    """The record the tagged generator writes from its ``finally`` block (see StreamEvents)."""
     path = Path(directory) / f"{tag}.json"
     deadline = time.monotonic() + timeout
     while not path.exists() and time.monotonic() < deadline:
@@ -193,7 +193,7 @@ def _wait_for_record(directory: str, tag: str, timeout: float = 15) -> dict | No
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def test_no_process_survives_the_suite(find_project_processes, figures, request):
+def test_no_process_survives_the_suite(find_project_processes, figures):
     """Run last: nothing this session started (servers, kernels, watchdogs) still runs."""
     leftovers = find_project_processes()
     deadline = time.monotonic() + 10  # a server stopped a moment ago may still be exiting

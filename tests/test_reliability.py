@@ -14,8 +14,9 @@
   measured and reported too.
 
 The figures are printed at the end of the run (see ``reliability_plugin.py``).
-Memory limits are generous allowances measured on this project's workers,
-not timings: a leak of even 1 KiB per request would exceed them several times.
+Memory is compared with a warmed-up worker's peak, with an allowance measured
+on this project's workers (RSS_ALLOWANCE); nothing here depends on timings
+beyond generous ratios.
 """
 
 from __future__ import annotations
