@@ -67,7 +67,10 @@ def test_chunk_series_per_row_is_slower_than_batched(server):
     for p in sweep["points"]:
         assert p["throughput"] > 0 and p["generation_throughput"] > 0
         assert p["server_cpu_s"] >= 0 and p["client_cpu_s"] > 0
-    assert batched["throughput"] > 2 * per_row["throughput"]
+    # CPU time, not wall-clock: another process on the machine stretches the latter.
+    cpu = {name: p["server_cpu_s"] + p["client_cpu_s"] for name, p in
+           (("per_row", per_row), ("batched", batched))}
+    assert cpu["per_row"] > 2 * cpu["batched"], cpu
     assert sweep["plain"]["total_s"] > 0
     json.dumps(sweep)
 
