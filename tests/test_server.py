@@ -208,6 +208,13 @@ INTERRUPTED = textwrap.dedent(
 )
 
 
+def _command_line(process):
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:  # it exited while we looked
+        return ""
+
+
 def test_an_interrupted_start_leaves_nothing_behind():
     child = subprocess.Popen([sys.executable, "-c", INTERRUPTED], stdout=subprocess.PIPE, text=True)
     try:
@@ -216,7 +223,7 @@ def test_an_interrupted_start_leaves_nothing_behind():
         while len(gunicorn) < 2 and time.monotonic() < deadline:  # master and worker
             gunicorn = [
                 p for p in psutil.Process(child.pid).children(recursive=True)
-                if "gunicorn" in " ".join(p.cmdline())  # not the watchdog beside them
+                if "gunicorn" in _command_line(p)  # not the watchdog beside them
             ]
             time.sleep(0.1)
         assert len(gunicorn) == 2, "the child never started Gunicorn"
