@@ -10,9 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import subprocess
-import sys
 import zlib
 
 import pytest
@@ -26,7 +23,8 @@ from demo_app.management.commands.seed_rows import make_row
 from demo_app.models import ExportRow
 from streamlab import DemoServer, measure, raw_request
 from streamlab.chunked import decode_chunked
-from streamlab.server import PROJECT_ROOT, still_running
+from streamlab.database import manage
+from streamlab.server import still_running
 
 ROWS = 3000
 MiB = 2**20
@@ -39,13 +37,6 @@ def expected_csv(rows: int) -> bytes:
     writer.writerow(ExportRow.CSV_HEADER)
     writer.writerows(make_row(i).csv_fields() for i in range(1, rows + 1))
     return out.getvalue().encode()
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=PROJECT_ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")

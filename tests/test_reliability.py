@@ -22,10 +22,7 @@ beyond generous ratios.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -36,8 +33,8 @@ import requests
 
 from demo_app import csvgen
 from streamlab import DemoServer, hostile, measure
+from streamlab.database import manage_ok
 from streamlab.measure import RssSampler
-from streamlab.server import PROJECT_ROOT
 from streamlab.workers import StreamEvents
 
 pytest_plugins = ["reliability_plugin"]
@@ -67,21 +64,13 @@ SERVER_TROUBLE = ("Internal Server Error", "Error handling", "Socket error", "Er
                   "Worker exception", "WORKER TIMEOUT", "Worker exiting", "SIGKILL")
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=PROJECT_ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
 @pytest.fixture(scope="module")
 def app_env(tmp_path_factory):
     """A private, seeded database and files folder, so the export views answer too."""
     root = tmp_path_factory.mktemp("reliability")
     env = {"DEMO_DB_PATH": str(root / "db.sqlite3"), "DEMO_FILES_DIR": str(root / "files")}
-    manage(env, "migrate", "--verbosity", "0")
-    manage(env, "seed_rows", "1000")
+    manage_ok(env, "migrate", "--verbosity", "0")
+    manage_ok(env, "seed_rows", "1000")
     return env
 
 
