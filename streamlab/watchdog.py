@@ -15,34 +15,27 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 POLL_SECONDS = 0.25
 GRACE_SECONDS = 5.0
 
 
-def _alive(pid: int) -> bool:
+def _exists(send: Callable[[int, int], None], ident: int) -> bool:
+    """Whether a process (``os.kill``) or process group (``os.killpg``) exists: signal 0
+    checks without sending anything."""
     try:
-        os.kill(pid, 0)
+        send(ident, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    except PermissionError:  # it exists, but belongs to someone else
         return True
     return True
 
 
 def watch(parent_pid: int, pgid: int) -> None:
-    while _group_alive(pgid):
-        if os.getppid() != parent_pid or not _alive(parent_pid):
+    while _exists(os.killpg, pgid):
+        if os.getppid() != parent_pid or not _exists(os.kill, parent_pid):
             _stop_group(pgid)
             return
         time.sleep(POLL_SECONDS)
@@ -54,7 +47,7 @@ def _stop_group(pgid: int) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline and _group_alive(pgid):
+    while time.monotonic() < deadline and _exists(os.killpg, pgid):
         time.sleep(0.1)
     try:
         os.killpg(pgid, signal.SIGKILL)
