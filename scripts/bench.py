@@ -24,8 +24,8 @@ matplotlib.use("Agg")  # files only, no window
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from streamlab import bench, plots  # noqa: E402
-from streamlab.server import PROJECT_ROOT  # noqa: E402
+from streamlab.measurement import bench, plots  # noqa: E402
+from streamlab.paths import PROJECT_ROOT  # noqa: E402
 
 
 def _numbers(text: str, kind: type) -> list:

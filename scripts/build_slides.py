@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
-from streamlab.notebooks import CELL_TIMEOUT, run, series
-from streamlab.server import PROJECT_ROOT
-from streamlab.site import render_slides, vendor_reveal
+from streamlab.paths import PROJECT_ROOT
+from streamlab.series.notebooks import CELL_TIMEOUT, run, series
+from streamlab.series.site import render_slides, vendor_reveal
 
 BUILD = PROJECT_ROOT / "build"
 

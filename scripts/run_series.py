@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from streamlab.notebooks import CELL_TIMEOUT, run, save_summaries, series
-from streamlab.server import PROJECT_ROOT
-from streamlab.site import write_index
+from streamlab.paths import PROJECT_ROOT
+from streamlab.series.notebooks import CELL_TIMEOUT, run, save_summaries, series
+from streamlab.series.site import write_index
 
 BUILD = PROJECT_ROOT / "build"
 

@@ -4,7 +4,7 @@
     python scripts/serve.py --port 8000 --worker-class sync
     curl --raw -i "http://127.0.0.1:8000/download_csv_streaming?rows=5&chunk_rows=1"
 
-The command line is the one the notebooks use (streamlab.server), so what you
+The command line is the one the notebooks use (streamlab.servers.gunicorn), so what you
 see here is what they measure. Stop it with Ctrl-C.
 """
 
@@ -14,7 +14,8 @@ import argparse
 import os
 import sys
 
-from streamlab.server import PROJECT_ROOT, DemoServer
+from streamlab.paths import PROJECT_ROOT
+from streamlab.servers.gunicorn import DemoServer
 
 WORKER_CLASSES = ("sync", "gthread", "asgi")
 

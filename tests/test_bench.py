@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from demo_app import csvgen
-from streamlab import bench
-from streamlab.server import PROJECT_ROOT
+from streamlab.measurement import bench
+from streamlab.paths import PROJECT_ROOT
 
 KiB, MiB = bench.KiB, bench.MiB
 

@@ -3,12 +3,11 @@
 import shutil
 
 import pytest
+from support.browser import CHROMIUM_ARGS, chromium_path, run_notebook_in_lab
 
-from streamlab.browser import CHROMIUM_ARGS, chromium_path, run_notebook_in_lab
-from streamlab.jupyter_proxy import JupyterServer
-from streamlab.notebooks import NOTEBOOK_DIR
-from streamlab.processes import still_running
-from streamlab.server import PROJECT_ROOT
+from streamlab.paths import NOTEBOOK_DIR, PROJECT_ROOT
+from streamlab.servers.jupyter import JupyterServer
+from streamlab.servers.process import still_running
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 CHROMIUM = chromium_path()

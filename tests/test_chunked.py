@@ -17,13 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlab.chunked import (
-    decode_chunked,
-    explain_framing,
-    format_table,
-    parse_size_line,
-    split_responses,
-)
+from streamlab.tables import format_table
+from streamlab.wire.chunked import decode_chunked, explain_framing, parse_size_line
+from streamlab.wire.framing import split_responses
 
 RESPONSE_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 TCHARS = "!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits

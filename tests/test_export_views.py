@@ -22,9 +22,9 @@ from demo_app.demo_middleware import BodySizeBufferingMiddleware, BodySizeFromCo
 from demo_app.management.commands.seed_rows import make_row
 from demo_app.models import ExportRow
 from streamlab import DemoServer, measure, raw_request
-from streamlab.chunked import decode_chunked
-from streamlab.database import manage
-from streamlab.server import still_running
+from streamlab.servers.manage import manage
+from streamlab.servers.process import still_running
+from streamlab.wire.chunked import decode_chunked
 
 ROWS = 3000
 MiB = 2**20
@@ -198,7 +198,11 @@ def test_generated_file_is_exact_and_reused(tmp_path, monkeypatch):
 def test_file_response_is_handed_to_the_servers_file_wrapper(tmp_path, monkeypatch):
     from gunicorn.http.wsgi import FileWrapper
 
-    from streamlab.wsgi_tools import RecordingStartResponse, build_environ, django_application
+    from streamlab.servers.toy_wsgi import (
+        RecordingStartResponse,
+        build_environ,
+        django_application,
+    )
 
     monkeypatch.setenv("DEMO_FILES_DIR", str(tmp_path))
     app = django_application()

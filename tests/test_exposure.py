@@ -24,12 +24,12 @@ import requests
 from nbclient import NotebookClient
 
 from streamlab import DemoServer
-from streamlab.jupyter_proxy import JupyterServer
-from streamlab.nginx import nginx_available, start_nginx
-from streamlab.notebooks import NOTEBOOK_DIR
-from streamlab.server import PROJECT_ROOT, free_port, still_running
+from streamlab.paths import NOTEBOOK_DIR, PROJECT_ROOT
+from streamlab.servers.jupyter import JupyterServer
+from streamlab.servers.nginx import nginx_available, start_nginx
+from streamlab.servers.process import free_port, still_running
 
-pytest_plugins = ["reliability_plugin"]
+pytest_plugins = ["support.reliability_plugin"]
 
 AREA = "exposure"
 LOOPBACK = "127.0.0.1"

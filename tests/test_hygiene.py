@@ -33,11 +33,11 @@ from nbclient.exceptions import CellExecutionError
 from nbclient.util import run_sync
 
 from demo_app import csvgen
-from streamlab.nginx import nginx_available
-from streamlab.notebooks import NOTEBOOK_DIR
-from streamlab.server import still_running
+from streamlab.paths import NOTEBOOK_DIR
+from streamlab.servers.nginx import nginx_available
+from streamlab.servers.process import still_running
 
-pytest_plugins = ["reliability_plugin"]
+pytest_plugins = ["support.reliability_plugin"]
 
 AREA = "process hygiene"
 
@@ -88,7 +88,7 @@ def _kinds(processes: list[psutil.Process]) -> dict[str, int]:
 
 START_SERVERS = """
     from streamlab import start_server
-    from streamlab.nginx import nginx_available, start_nginx
+    from streamlab.servers.nginx import nginx_available, start_nginx
 
     server = start_server(name="hygiene")
     proxy = start_nginx(server, name="hygiene-nginx") if nginx_available() else None
@@ -129,7 +129,7 @@ def test_interrupted_streaming_cell_leaves_a_working_server_then_nothing(figures
         setup = notebook.run("""
             import json
             from streamlab import measure, start_server
-            from streamlab.workers import StreamEvents
+            from streamlab.measurement.workers import StreamEvents
 
             events = StreamEvents()
             server = start_server(name="hygiene-interrupt", env=events.env)

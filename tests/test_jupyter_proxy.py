@@ -3,7 +3,7 @@
 import pytest
 
 from streamlab import measure, start_server
-from streamlab.jupyter_proxy import JupyterServer, proxy_link
+from streamlab.servers.jupyter import JupyterServer, proxy_link
 
 SLOW = "/download_csv_streaming?rows=5&chunk_rows=1&delay_ms=200"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"

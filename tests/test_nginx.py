@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from streamlab import DemoServer, measure
-from streamlab.nginx import NginxProxy, NginxStartError, nginx_available, start_nginx
-from streamlab.server import PROJECT_ROOT, still_running
+from streamlab.paths import PROJECT_ROOT
+from streamlab.servers.nginx import NginxProxy, NginxStartError, nginx_available, start_nginx
+from streamlab.servers.process import still_running
 
 needs_nginx = pytest.mark.skipif(
     not nginx_available(),

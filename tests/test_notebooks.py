@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from streamlab.notebooks import CELL_TIMEOUT, run, series
+from streamlab.series.notebooks import CELL_TIMEOUT, run, series
 
 NOTEBOOKS = series()
 BINDER_BUDGET = 1536 * 2**20  # bytes; Binder's limit is about 2 GB

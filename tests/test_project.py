@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from streamlab.notebooks import series
-from streamlab.server import PROJECT_ROOT
+from streamlab.paths import PROJECT_ROOT
+from streamlab.series.notebooks import series
 
-LOCAL_PACKAGES = {"streamlab", "demo_app", "conftest"}
+LOCAL_PACKAGES = {"streamlab", "demo_app", "conftest", "support"}
 
 
 def _name(requirement: str) -> str:

@@ -2,7 +2,7 @@
 
 * Bad input: every URL of the demo app (found through Django's URL resolver)
   gets at least 200 malformed or hostile requests over bare sockets, on the
-  sync, gthread and ASGI workers (``streamlab.hostile`` builds and judges
+  sync, gthread and ASGI workers (``support.hostile`` builds and judges
   them): no 5xx, every bad parameter a 400 with its one-line reason, the
   worker still serving afterwards, its memory back to its baseline.
 * Disconnects: 100 streaming downloads per worker class, each abandoned at a
@@ -30,14 +30,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from support import hostile
 
 from demo_app import csvgen
-from streamlab import DemoServer, hostile, measure
-from streamlab.database import manage_ok
-from streamlab.measure import RssSampler
-from streamlab.workers import StreamEvents
+from streamlab import DemoServer, measure
+from streamlab.measurement.memory import RssSampler
+from streamlab.measurement.workers import StreamEvents
+from streamlab.servers.manage import manage_ok
 
-pytest_plugins = ["reliability_plugin"]
+pytest_plugins = ["support.reliability_plugin"]
 
 MiB = 2**20
 URLS = hostile.demo_urls()

@@ -5,9 +5,10 @@ import json
 import nbformat
 import pytest
 
-from streamlab import bench, notebooks, results
 from streamlab.environment import package_versions
-from streamlab.results import Figure, load_all, record
+from streamlab.measurement import bench
+from streamlab.series import notebooks, results
+from streamlab.series.results import Figure, load_all, record
 
 
 def test_record_and_load(tmp_path):

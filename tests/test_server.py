@@ -16,7 +16,8 @@ import requests
 
 from demo_app import csvgen
 from streamlab import DemoServer, ServerStartError, measure, raw_request, running_servers
-from streamlab.server import PROJECT_ROOT, free_port, still_running
+from streamlab.paths import PROJECT_ROOT
+from streamlab.servers.process import free_port, still_running
 
 
 def test_start_answer_stop_leaves_no_process():

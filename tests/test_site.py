@@ -2,8 +2,8 @@
 
 import nbformat
 
-from streamlab.notebooks import series, title
-from streamlab.site import _inline_code, question, render_slides, write_index
+from streamlab.series.notebooks import series, title
+from streamlab.series.site import _inline_code, question, render_slides, write_index
 
 
 def test_index_links_every_notebook_in_order(tmp_path):

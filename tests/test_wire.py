@@ -11,9 +11,10 @@ import pytest
 
 from demo_app import csvgen
 from demo_app.settings import DEFAULT_MIDDLEWARE
-from streamlab.chunked import decode_chunked, observe_framing, split_responses
-from streamlab.rawhttp import build_request, exchange, raw_request
-from streamlab.server import DemoServer
+from streamlab.servers.gunicorn import DemoServer
+from streamlab.wire.chunked import decode_chunked
+from streamlab.wire.framing import observe_framing, split_responses
+from streamlab.wire.http1 import build_request, exchange, raw_request
 
 WITHOUT_COMMON = ",".join(m for m in DEFAULT_MIDDLEWARE if not m.endswith("CommonMiddleware"))
 

@@ -1,4 +1,4 @@
-"""streamlab.workers against real Gunicorn workers: waiting, slow readers, disconnects,
+"""streamlab.measurement.workers against real Gunicorn workers: waiting, slow readers, disconnects,
 timeouts and the {WSGI, ASGI} x {sync, async iterator} matrix. Streams are kept short."""
 
 import warnings
@@ -9,7 +9,7 @@ from django.http import StreamingHttpResponse
 
 from demo_app import csvgen
 from streamlab import DemoServer
-from streamlab.workers import (
+from streamlab.measurement.workers import (
     StreamEvents,
     disconnect_outcome,
     excerpt,

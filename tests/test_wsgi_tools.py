@@ -18,7 +18,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from demo_app import csvgen
 from streamlab import raw_request
-from streamlab.wsgi_tools import (
+from streamlab.servers.toy_wsgi import (
     RecordingStartResponse,
     ToyServer,
     build_environ,

@@ -22,10 +22,9 @@ import psutil
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-from .measure import TreeRssSampler
-from .server import PROJECT_ROOT
+from ..measurement.memory import TreeRssSampler
+from ..paths import NOTEBOOK_DIR
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 CELL_TIMEOUT = 180  # seconds any one cell may take before the run fails
 
 

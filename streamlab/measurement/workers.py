@@ -35,10 +35,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .chunked import decode_chunked
-from .measure import measure
-from .rawhttp import build_request, raw_request
-from .server import DemoServer
+from ..servers.gunicorn import DemoServer
+from ..wire.chunked import decode_chunked
+from ..wire.http1 import build_request, raw_request
+from .request import measure
 
 T = TypeVar("T")
 

@@ -36,9 +36,9 @@ from tqdm import tqdm
 from demo_app import csvgen
 from demo_app import settings as demo_settings
 
-from .environment import package_versions
-from .measure import READ_SIZE, Measurement, measure
-from .server import DemoServer, start_server
+from ..environment import package_versions
+from ..servers.gunicorn import DemoServer, start_server
+from .request import READ_SIZE, Measurement, measure
 
 MiB = 2**20
 KiB = 2**10

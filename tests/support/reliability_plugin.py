@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 import pytest
 
-from streamlab.server import PROJECT_ROOT
+from streamlab.paths import PROJECT_ROOT
 
 SESSION_ENV = "STREAMLAB_TEST_SESSION"
 SESSION = uuid.uuid4().hex
@@ -163,7 +163,7 @@ def _kind(cmdline: list[str], name: str) -> str | None:
     joined = " ".join(cmdline)
     if "gunicorn" in joined and ("demo_app" in joined or str(PROJECT_ROOT) in joined):
         return "gunicorn"
-    if "streamlab.watchdog" in joined:
+    if "streamlab.servers.watchdog" in joined:
         return "watchdog"
     if "jupyter_server" in joined or "jupyter-lab" in joined or "jupyter-server" in joined:
         return "jupyter server"

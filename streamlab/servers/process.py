@@ -11,7 +11,7 @@ stopped:
 * starting a process under a name that is already running stops the old one
   first, so re-running a notebook cell never leaves two behind;
 * an ``atexit`` hook stops every process when Python exits;
-* a small watchdog process (``streamlab.watchdog``) stops the group when the
+* a small watchdog process (``streamlab.servers.watchdog``) stops the group when the
   Python process that started it is killed and no hook can run (a kernel
   restart or crash).
 """
@@ -147,7 +147,8 @@ class ManagedProcess:
                 start_new_session=True,  # its own process group, stopped as one
             )
         self._watchdog = subprocess.Popen(
-            [sys.executable, "-m", "streamlab.watchdog", str(os.getpid()), str(self.process.pid)],
+            [sys.executable, "-m", "streamlab.servers.watchdog",
+             str(os.getpid()), str(self.process.pid)],
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )

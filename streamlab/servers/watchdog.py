@@ -1,6 +1,6 @@
 """Stop a process group when the Python process that started it disappears.
 
-    python -m streamlab.watchdog PARENT_PID GROUP_ID
+    python -m streamlab.servers.watchdog PARENT_PID GROUP_ID
 
 ``ManagedProcess`` starts one of these beside every server. While the parent
 (a notebook kernel, a script, a test) lives, it only waits. When the parent is

@@ -17,7 +17,7 @@ import tempfile
 
 import requests
 
-from .processes import HOST, ManagedProcess
+from .process import HOST, ManagedProcess
 
 
 class JupyterServer(ManagedProcess):

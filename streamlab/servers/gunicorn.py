@@ -1,6 +1,6 @@
 """Run the demo app under a real Gunicorn, as a subprocess, and always stop it.
 
-``DemoServer`` is a ``ManagedProcess`` (see ``processes.py`` for how every
+``DemoServer`` is a ``ManagedProcess`` (see ``process.py`` for how every
 server is started, watched and stopped): Gunicorn on 127.0.0.1 and a free
 port, ready once the app answers and all its workers have booted.
 """
@@ -14,28 +14,13 @@ from pathlib import Path
 import psutil
 import requests
 
-from .processes import (
-    HOST,
-    ManagedProcess,
-    ServerStartError,
-    free_port,
-    running_processes,
-    still_running,
-    stop_all,
-)
+from ..paths import PROJECT_ROOT
+from .process import HOST, ManagedProcess, running_processes
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONFIG = Path(__file__).with_name("gunicorn_config.py")
 
 WSGI_APP = "demo_app.wsgi:application"
 ASGI_APP = "demo_app.asgi:application"
-
-__all__ = [
-    "ASGI_APP", "GUNICORN_CONFIG", "HOST", "PROJECT_ROOT", "WSGI_APP", "DemoServer",
-    "ServerStartError", "free_port", "running_servers", "start_server", "still_running",
-    "stop_all",
-]
-
 
 class DemoServer(ManagedProcess):
     """The demo app under Gunicorn, on 127.0.0.1.

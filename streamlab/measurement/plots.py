@@ -1,6 +1,6 @@
 """The benchmark's figures, shared by notebook 04 and ``scripts/bench.py``.
 
-Each function takes the plain dicts that ``streamlab.bench`` returns and gives
+Each function takes the plain dicts that ``streamlab.measurement.bench`` returns and gives
 back ``(figure, reading)``: the matplotlib Figure and one sentence saying what
 the figure shows, with the numbers computed from the same data. The sentence
 is never typed in by hand, so it stays true when the measurements change.

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import requests
 
-from .processes import HOST, ManagedProcess, ServerStartError
-from .server import DemoServer
+from .gunicorn import DemoServer
+from .process import HOST, ManagedProcess, ServerStartError
 
 CONFIG_TEMPLATE = """\
-# Written by streamlab.nginx for one demo run; everything lives under the prefix.
+# Written by streamlab.servers.nginx for one demo run; everything lives under the prefix.
 {user_line}worker_processes 1;
 daemon off;
 pid {prefix}/nginx.pid;

@@ -14,119 +14,16 @@ baseline taken just before the request.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
-import psutil
 import requests
-from requests.structures import CaseInsensitiveDict
 
-from .server import DemoServer
+from ..servers.gunicorn import DemoServer
+from ..wire.headers import Headers
+from .memory import RssSampler
 
 READ_SIZE = 64 * 1024
-
-
-class RssSampler:
-    """Samples the RSS of some processes in a background thread.
-
-    ``baseline`` is each process's RSS when sampling starts; ``peak_delta`` is
-    the largest rise above it seen by any one process. A short spike can fall
-    between two samples, so on Linux the kernel's own high-water mark (VmHWM,
-    reset through /proc/PID/clear_refs when sampling starts) is read as well.
-    """
-
-    def __init__(self, processes: list[psutil.Process], interval: float = 0.005) -> None:
-        self.processes = processes
-        self.interval = interval
-        self.baseline: dict[int, int] = {}
-        self.peak: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _sample(self) -> None:
-        for process in self.processes:
-            try:
-                rss = process.memory_info().rss
-            except psutil.Error:  # the worker exited (timeout, max-requests): keep what we saw
-                continue
-            self.baseline.setdefault(process.pid, rss)
-            self.peak[process.pid] = max(self.peak.get(process.pid, 0), rss)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> RssSampler:
-        for process in self.processes:
-            _reset_peak_rss(process.pid)
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        for pid in self.peak:
-            self.peak[pid] = max(self.peak[pid], _peak_rss(pid) or 0)
-
-    @property
-    def baseline_total(self) -> int:
-        return sum(self.baseline.values())
-
-    @property
-    def peak_delta(self) -> int:
-        return max((self.peak[pid] - self.baseline[pid] for pid in self.peak), default=0)
-
-
-class TreeRssSampler(RssSampler):
-    """The peak of the summed RSS of every descendant of ``root``.
-
-    For a notebook run: the kernel and every server it starts. Pages shared
-    between forked processes are counted once per process, so this is an
-    upper bound on the memory the run needs.
-    """
-
-    def __init__(self, root: psutil.Process, interval: float = 0.2) -> None:
-        super().__init__([], interval)
-        self.root = root
-        self.peak_total = 0
-
-    def _sample(self) -> None:
-        try:
-            descendants = self.root.children(recursive=True)
-        except psutil.Error:
-            return
-        total = 0
-        for process in descendants:
-            try:
-                total += process.memory_info().rss
-            except psutil.Error:
-                continue
-        self.peak_total = max(self.peak_total, total)
-
-
-def _reset_peak_rss(pid: int) -> bool:
-    """Reset the kernel's peak-RSS counter of ``pid`` (Linux only; False elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss(pid: int) -> int | None:
-    """The kernel's peak RSS of ``pid`` in bytes since the last reset (Linux only)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 @dataclass
@@ -135,7 +32,7 @@ class Measurement:
 
     url: str
     status: int
-    headers: CaseInsensitiveDict  # HTTP header names are case-insensitive (RFC 9110)
+    headers: Headers  # names as sent, looked up in any case (RFC 9110)
     headers_s: float
     ttfb_s: float | None
     total_s: float
@@ -147,7 +44,7 @@ class Measurement:
 
     @property
     def chunked(self) -> bool:
-        return self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        return self.headers.chunked
 
     @property
     def throughput(self) -> float:
@@ -219,7 +116,7 @@ def measure(
     return Measurement(
         url=url,
         status=response.status_code,
-        headers=CaseInsensitiveDict(response.headers),
+        headers=Headers(response.headers.items()),
         headers_s=headers_s,
         ttfb_s=ttfb,
         total_s=total,

@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from ..wire.headers import Headers
+
 HOST = "127.0.0.1"
 MAX_HEAD_BYTES = 64 * 1024
 
 Environ = dict[str, Any]
-Headers = list[tuple[str, str]]
+HeaderList = list[tuple[str, str]]
 StartResponse = Callable[..., Callable[[bytes], None]]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
@@ -126,10 +128,10 @@ class RecordingStartResponse:
     """
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, Headers]] = []
+        self.calls: list[tuple[str, HeaderList]] = []
         self.written: list[bytes] = []
 
-    def __call__(self, status: str, headers: Headers, exc_info: object = None):
+    def __call__(self, status: str, headers: HeaderList, exc_info: object = None):
         if self.calls and exc_info is None:
             raise AssertionError(
                 "start_response was called a second time without exc_info; PEP 3333 allows "
@@ -143,7 +145,7 @@ class RecordingStartResponse:
         return self.calls[-1][0] if self.calls else None
 
     @property
-    def headers(self) -> Headers:
+    def headers(self) -> HeaderList:
         return self.calls[-1][1] if self.calls else []
 
 
@@ -152,7 +154,7 @@ class WSGIResult:
     """What one call of a WSGI application produced, as a server saw it."""
 
     status: str
-    headers: Headers
+    headers: HeaderList
     items: list[bytes]
     item_times: list[float] = field(repr=False)
     iterable: object = field(repr=False)
@@ -169,10 +171,7 @@ class WSGIResult:
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None if the app did not set it."""
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return None
+        return Headers(self.headers).get(name)
 
     def summary(self) -> str:
         sizes = [len(item) for item in self.items]
@@ -253,12 +252,12 @@ class ToyResponse:
         query = environ.get("QUERY_STRING", "")
         self.target = environ.get("PATH_INFO", "/") + ("?" + query if query else "")
         self.status: str | None = None
-        self.headers: Headers = []
+        self.headers: HeaderList = []
         self.headers_sent = False
         self.chunked = False
         self.writes = 0
 
-    def start_response(self, status: str, headers: Headers, exc_info: object = None):
+    def start_response(self, status: str, headers: HeaderList, exc_info: object = None):
         if self.headers_sent and exc_info is not None:
             raise exc_info[1]  # type: ignore[index]  # too late to change the status
         self.status, self.headers = status, list(headers)
@@ -269,7 +268,7 @@ class ToyResponse:
             return
         if self.status is None:
             raise AssertionError("The application sent body bytes before calling start_response.")
-        has_length = any(name.lower() == "content-length" for name, _ in self.headers)
+        has_length = "Content-Length" in Headers(self.headers)
         self.chunked = not has_length and self.protocol == "HTTP/1.1"
         lines = [f"{self.protocol} {self.status}", *(f"{n}: {v}" for n, v in self.headers)]
         lines.append("Connection: close")

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .headers import Headers
+
 
 @dataclass
 class RawResponse:
@@ -39,10 +41,9 @@ class RawResponse:
         return int(self.status_line.split()[1])
 
     @property
-    def headers(self) -> dict[str, str]:
-        """Header names as sent, values as text (a repeated name keeps its last value)."""
-        lines = self.head.decode("latin-1").split("\r\n")[1:]
-        return {name.strip(): value.strip() for name, _, value in (h.partition(":") for h in lines)}
+    def headers(self) -> Headers:
+        """The header fields, names as sent, looked up in any case."""
+        return Headers.parse(self.head)
 
 
 def build_request(

@@ -13,17 +13,13 @@ in hexadecimal, and ends with a chunk of size zero (RFC 9112, section 7.1)::
 next to the bytes a server sent. The tests check it against h11, a real HTTP
 library. The second half of the module answers "how does this response's
 body end?" (RFC 9112, section 6.3) for responses read with
-``streamlab.rawhttp``, which is what the notebooks' framing tables are made of.
+``streamlab.wire.http1``, which is what the notebooks' framing tables are made of.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
-from .rawhttp import RawResponse, raw_request
 
 CRLF = b"\r\n"
 
@@ -200,114 +196,3 @@ def _show_extensions(extensions: list[tuple[str, str | None]]) -> str:
     if not extensions:
         return ""
     return ", extensions " + ", ".join(f"{n}={v!r}" if v is not None else n for n, v in extensions)
-
-
-# -- Which framing did the server choose? -------------------------------------------------
-
-
-def is_chunked(response: RawResponse) -> bool:
-    """True when the response announces ``Transfer-Encoding: chunked``."""
-    codings = _header(response, "Transfer-Encoding") or ""
-    return codings.replace(" ", "").lower().split(",")[-1] == "chunked"
-
-
-def body_end(response: RawResponse, method: str = "GET") -> str:
-    """How a client knows where this response's body ends (RFC 9112, section 6.3).
-
-    The rules are tried in the order the RFC gives them: no body at all for a
-    HEAD request or a 1xx/204/304 status, then chunked framing, then
-    Content-Length; with none of those, the body runs until the server closes
-    the connection.
-    """
-    if method == "HEAD" or response.status in (204, 304) or response.status < 200:
-        return "no body"
-    if is_chunked(response):
-        return "last chunk"
-    length = _header(response, "Content-Length")
-    if length is not None:
-        return f"after {length} bytes"
-    return "connection close"
-
-
-def body_bytes(response: RawResponse, method: str = "GET") -> bytes:
-    """The body's bytes as the framing delimits them (still chunk-framed if chunked)."""
-    end = body_end(response, method)
-    if end == "no body":
-        return b""
-    if end == "last chunk":
-        return response.body[: decode_chunked(response.body).framed_length]
-    if end.startswith("after "):
-        return response.body[: int(_header(response, "Content-Length") or 0)]
-    return response.body
-
-
-def observe_framing(url: str, *, method: str = "GET", version: str = "HTTP/1.1",
-                    **labels: str) -> dict[str, object]:
-    """Request ``url`` over a bare socket and report the framing the server chose.
-
-    ``labels`` (e.g. ``condition="HEAD"``) become the first columns of the row.
-    The body is checked against its framing: a chunked body must decode, a
-    Content-Length body must be complete, a body that runs to the connection's
-    close must have been closed by the server.
-    """
-    response = raw_request(url, method=method, version=version)
-    end = body_end(response, method)
-    if end == "last chunk":
-        decode_chunked(response.body)  # raises if the framing is broken
-    if end.startswith("after ") and len(response.body) < int(_header(response, "Content-Length")):
-        raise ValueError(f"{url}: the body is shorter than its Content-Length; it was cut short.")
-    if end == "connection close" and not response.closed_by_server:
-        raise ValueError(f"{url}: no length and no chunking, yet the server kept the connection.")
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    return {
-        **labels,
-        "request": f"{method} {target} {version}",
-        "status": response.status,
-        "Transfer-Encoding": _header(response, "Transfer-Encoding") or "-",
-        "Content-Length": _header(response, "Content-Length") or "-",
-        "Connection": _header(response, "Connection") or "-",
-        "body ends": end,
-        "body bytes": len(body_bytes(response, method)),
-        "chunked": is_chunked(response),
-    }
-
-
-def split_responses(data: bytes, method: str = "GET") -> list[RawResponse]:
-    """Split the bytes of several responses sent on one connection, using each one's framing.
-
-    This is the reason framing exists: on a kept-alive connection, the client
-    can only find where one response ends, and the next begins, by reading it.
-    """
-    responses = []
-    while data:
-        head, sep, after = data.partition(b"\r\n\r\n")
-        if not sep:
-            raise ValueError(f"Incomplete response head after {len(responses)} response(s).")
-        response = RawResponse(head + sep + after, closed_by_server=False, elapsed_s=0.0)
-        length = len(head) + len(sep) + len(body_bytes(response, method))
-        responses.append(RawResponse(data[:length], closed_by_server=False, elapsed_s=0.0))
-        data = data[length:]
-    return responses
-
-
-def _header(response: RawResponse, name: str) -> str | None:
-    """A header's value by case-insensitive name, or None."""
-    for key, value in response.headers.items():
-        if key.lower() == name.lower():
-            return value
-    return None
-
-
-def format_table(rows: Iterable[Mapping[str, object]]) -> str:
-    """Rows of dicts as a plain-text table with aligned columns (no pandas needed)."""
-    rows = list(rows)
-    if not rows:
-        return "(no rows)"
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    cells = [[str(row.get(col, "")) for col in columns] for row in rows]
-    widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
-    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(line.rstrip() for line in lines)

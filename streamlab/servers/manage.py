@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
-from .server import PROJECT_ROOT
+from ..paths import PROJECT_ROOT
 
 
 def manage(env: Mapping[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

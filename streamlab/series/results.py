@@ -30,10 +30,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from .chunked import format_table
-from .environment import package_versions
-from .notebooks import NOTEBOOK_DIR, series
-from .server import PROJECT_ROOT
+from ..environment import package_versions
+from ..paths import NOTEBOOK_DIR, PROJECT_ROOT
+from ..tables import format_table
+from .notebooks import series
 
 RESULTS_DIR = PROJECT_ROOT / "build" / "results"
 BENCH_RESULTS = PROJECT_ROOT / "build" / "bench" / "results.json"

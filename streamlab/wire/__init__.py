@@ -1,0 +1,7 @@
+"""The bytes on the wire, read by hand.
+
+``http1``: send exact request bytes over a socket and keep exactly what came
+back. ``headers``: header fields looked up in any case. ``chunked``: the
+chunked transfer coding decoded line by line. ``framing``: where a response's
+body ends (no body, last chunk, Content-Length, or the connection's close).
+"""
