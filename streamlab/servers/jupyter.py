@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 import tempfile
+from pathlib import Path
 
 import requests
 
@@ -50,6 +51,9 @@ class JupyterServer(ManagedProcess):
     def environment(self) -> dict[str, str]:
         # Keep the server's runtime files (connection files, cookies secret) private.
         return {"JUPYTER_RUNTIME_DIR": os.path.join(self._private.name, "runtime")}
+
+    def temporary_paths(self) -> list[Path]:
+        return [*super().temporary_paths(), Path(self._private.name)]
 
     @property
     def auth_headers(self) -> dict[str, str]:

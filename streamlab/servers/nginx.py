@@ -167,10 +167,15 @@ class NginxProxy(ManagedProcess):
 
     def stop(self) -> None:
         """Stop nginx (fast shutdown, then by force), keep its log, remove the prefix."""
-        super().stop()
-        if self.prefix is not None:
-            shutil.rmtree(self.prefix, ignore_errors=True)
-            self.prefix = None
+        try:
+            super().stop()
+        finally:
+            if self.prefix is not None:
+                shutil.rmtree(self.prefix, ignore_errors=True)
+                self.prefix = None
+
+    def temporary_paths(self) -> list[Path]:
+        return super().temporary_paths() + ([self.prefix] if self.prefix else [])
 
     def __repr__(self) -> str:
         state = f"running on {self.base_url}" if self.running else "stopped"

@@ -9,17 +9,24 @@ stopped:
 * ``stop()`` (or leaving a ``with`` block) terminates the whole process group,
   politely, then by force;
 * starting a process under a name that is already running stops the old one
-  first, so re-running a notebook cell never leaves two behind;
+  first, so re-running a notebook cell never leaves two behind (names are per
+  kind: an nginx called "demo" and a Gunicorn called "demo" are two servers);
 * an ``atexit`` hook stops every process when Python exits;
-* a small watchdog process (``streamlab.servers.watchdog``) stops the group when the
-  Python process that started it is killed and no hook can run (a kernel
-  restart or crash).
+* a small watchdog process (``streamlab.servers.watchdog``) stops the group,
+  and removes the temporary files it leaves, when the Python process that
+  started it is killed and no hook can run (a kernel restart or crash). The
+  watchdog must say it is watching before the server counts as started.
+
+A server counts as ready only when ``ready()`` says so *and* the port is
+listened on by a process of its own group: a foreign program that grabbed the
+port first, and answers HTTP there, is never taken for ours.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -27,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
@@ -34,7 +42,9 @@ import psutil
 HOST = "127.0.0.1"
 PORT_IN_USE = ("Address already in use", "Connection in use", "is already in use")
 
-_processes: dict[str, ManagedProcess] = {}
+WATCHDOG_START_TIMEOUT = 10.0
+
+_processes: dict[tuple[str, str], ManagedProcess] = {}
 
 
 class ServerStartError(RuntimeError):
@@ -57,6 +67,7 @@ class ManagedProcess:
 
     kind = "process"
     start_error: type[ServerStartError] = ServerStartError
+    watchdog_module = "streamlab.servers.watchdog"
 
     def __init__(
         self,
@@ -89,6 +100,10 @@ class ManagedProcess:
         """True once the program answers; called repeatedly while starting."""
         raise NotImplementedError
 
+    def temporary_paths(self) -> list[Path]:
+        """Files and folders of this run that the watchdog removes if the owner is killed."""
+        return [self._log_path] if self._log_path is not None else []
+
     # -- addresses ---------------------------------------------------------
     @property
     def base_url(self) -> str:
@@ -105,9 +120,14 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """The registry key: a name is unique within its kind of server."""
+        return (self.kind, self.name)
+
     def start(self):
         """Start the program and wait until it is ready; stop a running namesake first."""
-        previous = _processes.get(self.name)
+        previous = _processes.get(self.key)
         if previous is not None and previous is not self:
             previous.stop()
         if self.running:
@@ -126,7 +146,7 @@ class ManagedProcess:
             except BaseException:  # KeyboardInterrupt included: leave nothing behind
                 self.stop()
                 raise
-        _processes[self.name] = self
+        _processes[self.key] = self
         return self
 
     def _launch(self, port: int) -> None:
@@ -146,12 +166,30 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, stopped as one
             )
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
+        """Start the watchdog and wait for its word that it is watching."""
+        assert self.process is not None
+        paths = [str(p) for p in self.temporary_paths()]
         self._watchdog = subprocess.Popen(
-            [sys.executable, "-m", "streamlab.servers.watchdog",
-             str(os.getpid()), str(self.process.pid)],
+            [sys.executable, "-m", self.watchdog_module,
+             str(os.getpid()), str(self.process.pid), *paths],
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             start_new_session=True,
         )
+        assert self._watchdog.stdout is not None
+        with self._watchdog.stdout as said:
+            readable, _, _ = select.select([said], [], [], WATCHDOG_START_TIMEOUT)
+            line = said.readline() if readable else b""
+        if line.strip() != b"watching":
+            code = self._watchdog.poll()
+            raise self.start_error(
+                f"The watchdog for the {self.kind} did not start (exit code {code}, said "
+                f"{line!r}); without it a killed kernel would leave the server running. "
+                f"Check that `{sys.executable} -m {self.watchdog_module}` runs."
+            )
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -162,7 +200,7 @@ class ManagedProcess:
                     f"The {self.kind} exited with code {code} while starting. "
                     f"Its log:\n{self.log_tail()}"
                 )
-            if self.ready():
+            if self.listens() and self.ready():
                 return
             time.sleep(0.05)
         raise self.start_error(
@@ -171,28 +209,47 @@ class ManagedProcess:
         )
 
     def stop(self) -> None:
-        """Stop the program and everything in its process group; keep the log."""
+        """Stop the program and everything in its process group; keep the log.
+
+        Every step runs even if an earlier one fails (the first error is
+        raised afterwards): the watchdog is stopped, the log read and its file
+        removed, and the registry entry dropped, whatever happened to the group.
+        """
+        with ExitStack() as cleanup:  # callbacks run last-in, first-out
+            cleanup.callback(self._forget)
+            cleanup.callback(self._keep_log)
+            cleanup.callback(self._stop_watchdog)
+            self._stop_group()
+
+    def _stop_group(self) -> None:
         process = self.process
-        if process is not None:
-            if process.poll() is None:
-                _signal_group(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    _signal_group(process.pid, signal.SIGKILL)
-                    process.wait(timeout=10)
-            # Children left behind by a leader that died abruptly share its group.
-            _signal_group(process.pid, signal.SIGKILL)
-        if self._watchdog is not None:
-            self._watchdog.kill()
-            self._watchdog.wait()
-            self._watchdog = None
+        if process is None:
+            return
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        # Children left behind by a leader that died abruptly share its group.
+        _signal_group(process.pid, signal.SIGKILL)
+
+    def _stop_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
+
+    def _keep_log(self) -> None:
         if self._log_path is not None:
             self._log_text = self._read_log()
             self._log_path.unlink(missing_ok=True)
             self._log_path = None
-        if _processes.get(self.name) is self:
-            del _processes[self.name]
+
+    def _forget(self) -> None:
+        if _processes.get(self.key) is self:
+            del _processes[self.key]
 
     def __enter__(self):
         return self.start()
@@ -229,6 +286,18 @@ class ManagedProcess:
             return psutil.Process(self.process.pid)
         except psutil.NoSuchProcess:
             return None
+
+    def listens(self) -> bool:
+        """Whether a process of this server's own tree listens on its port."""
+        for pid in self.pids():
+            try:
+                connections = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port
+                   for c in connections):
+                return True
+        return False
 
     def pids(self) -> list[int]:
         """The program's pid and those of all its descendants."""
