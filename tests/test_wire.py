@@ -13,8 +13,8 @@ from demo_app import csvgen
 from demo_app.settings import DEFAULT_MIDDLEWARE
 from streamlab.servers.gunicorn import DemoServer
 from streamlab.wire.chunked import decode_chunked
-from streamlab.wire.framing import observe_framing, split_responses
-from streamlab.wire.http1 import build_request, exchange, raw_request
+from streamlab.wire.framing import IncompleteResponse, observe_framing, split_responses
+from streamlab.wire.http1 import RawResponse, build_request, exchange, raw_request
 
 WITHOUT_COMMON = ",".join(m for m in DEFAULT_MIDDLEWARE if not m.endswith("CommonMiddleware"))
 
@@ -121,3 +121,31 @@ def test_gthread_http10_stream_must_close(gthread_server) -> None:
                         headers=keep, idle_timeout=0.5)
     assert (stream.headers["Connection"], stream.closed_by_server) == ("close", True)
     assert (sized.headers["Connection"], sized.closed_by_server) == ("keep-alive", False)
+
+
+def test_a_cut_short_asgi_body_is_flagged():
+    """The hostile suite's check for a body cut short runs on the ASGI worker's answers.
+
+    Their header names mix cases: Django's ``Content-Length`` as Django spells
+    it, Gunicorn's own ``transfer-encoding`` in lower case. Every lookup goes
+    through one case-insensitive ``Headers`` (a case-sensitive copy once hid
+    this check), so a lower-cased ``content-length`` is flagged too.
+    """
+    from support import hostile
+
+    with DemoServer(name="tests-wire-asgi", worker_class="asgi") as server:
+        sized = raw_request(server.url("/download_csv?rows=100"))
+        chunked = raw_request(server.url("/download_csv_streaming?rows=100"))
+    assert b"\r\ntransfer-encoding: chunked\r\n" in chunked.head + b"\r\n"
+    lowered = RawResponse(sized.data.replace(b"Content-Length:", b"content-length:"), True, 0.0)
+    request = hostile.Hostile(
+        url="/download_csv", category="test", label="cut short", payload=b"",
+        expect=hostile.Expect(statuses=hostile.everywhere(200)),
+    )
+    for whole in (sized, chunked, lowered):
+        assert split_responses(whole.data)[0].data == whole.data
+        assert hostile.judge(request, whole, "asgi") == []
+        cut = RawResponse(whole.data[:-10], closed_by_server=True, elapsed_s=0.0)
+        with pytest.raises(IncompleteResponse):
+            split_responses(cut.data)
+        assert "framing" in hostile.judge(request, cut, "asgi")

@@ -8,6 +8,7 @@ connection, and ``observe_framing`` reports what a server chose for a URL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from .chunked import decode_chunked
@@ -81,19 +82,51 @@ def observe_framing(url: str, *, method: str = "GET", version: str = "HTTP/1.1",
     }
 
 
-def split_responses(data: bytes, method: str = "GET") -> list[RawResponse]:
+class IncompleteResponse(ValueError):
+    """The bytes stop, or stop making sense, before the response they begin is complete.
+
+    ``responses`` holds the complete responses before it; ``rest`` the bytes
+    from the start of the one that failed.
+    """
+
+    def __init__(self, reason: str, responses: list[RawResponse], rest: bytes) -> None:
+        super().__init__(f"{reason} after {len(responses)} complete response(s)")
+        self.reason = reason
+        self.responses = responses
+        self.rest = rest
+
+
+def split_responses(
+    data: bytes, methods: str | Sequence[str] = "GET", *, keep_interim: bool = False
+) -> list[RawResponse]:
     """Split the bytes of several responses sent on one connection, using each one's framing.
 
     This is the reason framing exists: on a kept-alive connection, the client
     can only find where one response ends, and the next begins, by reading it.
+    ``methods`` are the requests' methods in order (a HEAD's answer has no
+    body); the last one stands for any further responses. Interim 1xx
+    responses (a ``100 Continue``) are dropped unless ``keep_interim``.
+    Raises ``IncompleteResponse`` where a head, a chunked body or a
+    Content-Length body is cut short.
     """
-    responses = []
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    responses: list[RawResponse] = []
     while data:
         head, sep, after = data.partition(b"\r\n\r\n")
         if not sep:
-            raise ValueError(f"Incomplete response head after {len(responses)} response(s).")
-        response = RawResponse(head + sep + after, closed_by_server=False, elapsed_s=0.0)
-        length = len(head) + len(sep) + len(body_bytes(response, method))
-        responses.append(RawResponse(data[:length], closed_by_server=False, elapsed_s=0.0))
+            raise IncompleteResponse("incomplete head", responses, data)
+        response = RawResponse(data, closed_by_server=False, elapsed_s=0.0)
+        method = methods[min(len(responses), len(methods) - 1)]
+        try:
+            status = response.status
+            framed = body_bytes(response, method)
+        except (IndexError, ValueError) as error:
+            raise IncompleteResponse(f"unreadable response: {error}", responses, data) from error
+        declared = response.headers.get("Content-Length")
+        if body_end(response, method).startswith("after ") and len(framed) < int(declared):
+            raise IncompleteResponse("body cut short", responses, data)
+        length = len(head) + len(sep) + len(framed)
+        if status >= 200 or keep_interim:
+            responses.append(RawResponse(data[:length], closed_by_server=False, elapsed_s=0.0))
         data = data[length:]
     return responses
