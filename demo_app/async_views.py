@@ -19,53 +19,39 @@ import asyncio
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
 from . import csvgen
-from .params import BadParameter, bad_request, int_param
-from .views import CSV_HEADERS
+from .params import TextParam, query_params
+from .views import CHUNK_ROWS, CSV_HEADERS, DELAY_MS, STREAMING_ROWS
 
 EVENTS_DIR_ENV = "DEMO_STREAM_EVENTS_DIR"
-_TAG = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A tag becomes a file name: letters, digits, '-' and '_' only, so never a path.
+TAG = TextParam("tag", r"[A-Za-z0-9_-]{1,64}", "1 to 64 letters, digits, '-' or '_'")
+STREAM_PARAMS = (STREAMING_ROWS, CHUNK_ROWS, DELAY_MS, TAG)
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)  # the root logger only passes warnings; these lines are wanted
 
 
+@dataclass(frozen=True)
 class StreamParams:
-    """The validated query parameters shared by both twins."""
+    """The validated query parameters shared by both twins (``STREAM_PARAMS``)."""
 
-    def __init__(self, request: HttpRequest) -> None:
-        self.rows = int_param(
-            request, "rows", 100, minimum=0, maximum=settings.DEMO_MAX_STREAMING_ROWS
-        )
-        self.chunk_rows = int_param(
-            request, "chunk_rows", settings.DEMO_DEFAULT_CHUNK_ROWS,
-            minimum=1, maximum=settings.DEMO_MAX_CHUNK_ROWS,
-        )
-        delay_ms = int_param(request, "delay_ms", 0, minimum=0, maximum=settings.DEMO_MAX_DELAY_MS)
-        self.delay_s = delay_ms / 1000
-        self.tag = _tag_param(request)
+    rows: int
+    chunk_rows: int
+    delay_ms: int
+    tag: str | None
 
-
-def _tag_param(request: HttpRequest) -> str | None:
-    values = request.GET.getlist("tag")
-    if not values:
-        return None
-    if len(values) > 1:
-        raise BadParameter(f"tag was given {len(values)} times; give it once.")
-    if not _TAG.fullmatch(values[0]):
-        raise BadParameter(
-            f"tag must be 1 to 64 letters, digits, '-' or '_', got {values[0][:40]!r}."
-        )
-    return values[0]
+    @property
+    def delay_s(self) -> float:
+        return self.delay_ms / 1000
 
 
 class StreamRecord:
@@ -150,22 +136,16 @@ async def async_chunks(params: StreamParams) -> AsyncIterator[str]:
 
 
 @require_safe
-def stream_sync(request: HttpRequest) -> HttpResponse:
+@query_params(*STREAM_PARAMS)
+def stream_sync(request: HttpRequest, **params: int | str | None) -> HttpResponse:
     """A plain view returning a StreamingHttpResponse over a *sync* generator."""
-    try:
-        params = StreamParams(request)
-    except BadParameter as error:
-        return bad_request(error)
-    return StreamingHttpResponse(sync_chunks(params), content_type="text/csv", headers=CSV_HEADERS)
+    chunks = sync_chunks(StreamParams(**params))
+    return StreamingHttpResponse(chunks, content_type="text/csv", headers=CSV_HEADERS)
 
 
 @require_safe
-async def stream_async(request: HttpRequest) -> HttpResponse:
+@query_params(*STREAM_PARAMS)
+async def stream_async(request: HttpRequest, **params: int | str | None) -> HttpResponse:
     """An async view returning a StreamingHttpResponse over an *async* generator."""
-    try:
-        params = StreamParams(request)
-    except BadParameter as error:
-        return bad_request(error)
-    return StreamingHttpResponse(
-        async_chunks(params), content_type="text/csv", headers=CSV_HEADERS
-    )
+    chunks = async_chunks(StreamParams(**params))
+    return StreamingHttpResponse(chunks, content_type="text/csv", headers=CSV_HEADERS)

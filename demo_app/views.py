@@ -1,13 +1,20 @@
 """The demo's views: the same CSV sent whole or streamed, plus small responses for the wire."""
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
 from . import csvgen
-from .params import BadParameter, bad_request, int_param
+from .params import Param, query_params
 
 CSV_HEADERS = {"Content-Disposition": 'attachment; filename="big.csv"'}
+
+# The caps are settings, read at each request (see settings.py for why they differ).
+ROWS = Param("rows", minimum=0, maximum="DEMO_MAX_ROWS", default=100)
+STREAMING_ROWS = Param("rows", minimum=0, maximum="DEMO_MAX_STREAMING_ROWS", default=100)
+CHUNK_ROWS = Param(
+    "chunk_rows", minimum=1, maximum="DEMO_MAX_CHUNK_ROWS", default="DEMO_DEFAULT_CHUNK_ROWS"
+)
+DELAY_MS = Param("delay_ms", minimum=0, maximum="DEMO_MAX_DELAY_MS", default=0)
 
 
 @require_safe
@@ -27,12 +34,9 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
-def download_csv(request: HttpRequest) -> HttpResponse:
+@query_params(ROWS)
+def download_csv(request: HttpRequest, rows: int) -> HttpResponse:
     """The whole CSV built in memory, then sent in one piece with its length."""
-    try:
-        rows = int_param(request, "rows", 100, minimum=0, maximum=settings.DEMO_MAX_ROWS)
-    except BadParameter as error:
-        return bad_request(error)
     body = csvgen.csv_text(rows).encode()
     response = HttpResponse(body, content_type="text/csv", headers=CSV_HEADERS)
     response["Content-Length"] = str(len(body))
@@ -40,19 +44,11 @@ def download_csv(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
-def download_csv_streaming(request: HttpRequest) -> HttpResponse:
+@query_params(STREAMING_ROWS, CHUNK_ROWS, DELAY_MS)
+def download_csv_streaming(
+    request: HttpRequest, rows: int, chunk_rows: int, delay_ms: int
+) -> HttpResponse:
     """The same CSV produced while it is sent, ``chunk_rows`` lines per chunk."""
-    try:
-        rows = int_param(
-            request, "rows", 100, minimum=0, maximum=settings.DEMO_MAX_STREAMING_ROWS
-        )
-        chunk_rows = int_param(
-            request, "chunk_rows", settings.DEMO_DEFAULT_CHUNK_ROWS,
-            minimum=1, maximum=settings.DEMO_MAX_CHUNK_ROWS,
-        )
-        delay_ms = int_param(request, "delay_ms", 0, minimum=0, maximum=settings.DEMO_MAX_DELAY_MS)
-    except BadParameter as error:
-        return bad_request(error)
     chunks = csvgen.iter_chunks(rows, chunk_rows, delay_ms / 1000)
     return StreamingHttpResponse(chunks, content_type="text/csv", headers=CSV_HEADERS)
 
@@ -73,12 +69,7 @@ EMPTY_STATUSES = (200, 204, 304)
 
 
 @require_safe
-def empty(request: HttpRequest) -> HttpResponse:
+@query_params(Param("status", minimum=200, maximum=304, default=200, choices=EMPTY_STATUSES))
+def empty(request: HttpRequest, status: int) -> HttpResponse:
     """An empty response with the status asked for (204 and 304 carry no body by rule)."""
-    try:
-        status = int_param(request, "status", 200, minimum=200, maximum=304)
-        if status not in EMPTY_STATUSES:
-            raise BadParameter(f"status must be one of {EMPTY_STATUSES}, got {status}.")
-    except BadParameter as error:
-        return bad_request(error)
     return HttpResponse(status=status)

@@ -6,6 +6,10 @@
 
 The command line is the one the notebooks use (streamlab.servers.gunicorn), so what you
 see here is what they measure. Stop it with Ctrl-C.
+
+The database (``$DEMO_DB_PATH``, by default demo_app/demo.sqlite3, a gitignored build
+artefact) is migrated first, so the /export views work on a fresh checkout; migrating
+an up-to-date database changes nothing. ``python manage.py seed_rows N`` fills it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 
 from streamlab.paths import PROJECT_ROOT
 from streamlab.servers.gunicorn import DemoServer
+from streamlab.servers.manage import manage_ok
 
 WORKER_CLASSES = ("sync", "gthread", "asgi")
 
@@ -36,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads, timeout=args.timeout,
     )
     command = server.command(args.port)
+    try:
+        manage_ok({}, "migrate", "--verbosity", "0")  # the same environment as the server's
+    except RuntimeError as error:  # serve anyway: only the /export views need the tables
+        print(f"{error}\nServing without it: the /export views answer 503.", file=sys.stderr)
     print(f"Serving the demo app: http://127.0.0.1:{args.port}/  (Ctrl-C to stop)", flush=True)
     os.chdir(PROJECT_ROOT)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_app.settings")

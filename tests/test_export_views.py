@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sqlite3
 import zlib
 
 import pytest
@@ -115,6 +116,23 @@ def test_bad_parameters_are_a_400_with_a_reason(assert_bad_request, path):
     response = Client().get(path)
     reason = "given 2 times" if b"given 2 times" in response.content else "must be"
     assert_bad_request(response, reason)
+
+
+def test_exports_without_a_migrated_database_are_a_503_naming_the_command(tmp_path):
+    """Not a 500: the server says what to run, and answers once it has been run."""
+    env = {"DEMO_DB_PATH": str(tmp_path / "empty.sqlite3")}
+    sqlite3.connect(env["DEMO_DB_PATH"]).close()  # an empty database file, never migrated
+    with DemoServer(name="tests-export-unmigrated", env=env) as srv:
+        for path in ("/export/streaming", "/export/whole", "/export/paged"):
+            response = requests.get(srv.url(path), timeout=10)
+            assert response.status_code == 503, path
+            assert response.headers["Content-Type"].startswith("text/plain")
+            assert response.text == export_views.NO_TABLE
+        assert response.text.count("\n") == 1
+        assert "run `python manage.py migrate`" in response.text
+        assert manage(env, "migrate", "--verbosity", "0").returncode == 0
+        assert requests.get(srv.url("/export/streaming?rows=0"), timeout=10).status_code == 200
+        assert "Internal Server Error" not in srv.log
 
 
 def test_exports_refuse_unsafe_methods():
