@@ -16,11 +16,10 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
+from streamlab.paths import BUILD_DIR as BUILD
 from streamlab.paths import PROJECT_ROOT
 from streamlab.series.notebooks import CELL_TIMEOUT, run, series
 from streamlab.series.site import render_slides, vendor_reveal
-
-BUILD = PROJECT_ROOT / "build"
 
 
 def main(argv: list[str] | None = None) -> int:

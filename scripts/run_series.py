@@ -17,11 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from streamlab.paths import PROJECT_ROOT
+from streamlab.paths import BUILD_DIR as BUILD
 from streamlab.series.notebooks import CELL_TIMEOUT, run, save_summaries, series
 from streamlab.series.site import write_index
-
-BUILD = PROJECT_ROOT / "build"
 
 
 def main(argv: list[str] | None = None) -> int:

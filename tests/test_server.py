@@ -155,13 +155,14 @@ def test_raw_request_rejects_a_bad_url():
         raw_request("https://example.invalid/")
 
 
-def test_make_serve_script_for_curl():
+def test_make_serve_script_for_curl(tmp_path):
     """scripts/serve.py runs Gunicorn in the foreground with the notebooks' command line."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "scripts/serve.py", "--port", str(port)],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, "DEMO_DB_PATH": str(tmp_path / "demo.sqlite3")},  # not the tree's
     )
     base = f"http://127.0.0.1:{port}"
     try:

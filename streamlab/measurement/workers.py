@@ -31,13 +31,12 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import requests
 
 from ..servers.gunicorn import DemoServer
 from ..wire.chunked import decode_chunked
-from ..wire.http1 import build_request, raw_request
+from ..wire.http1 import raw_request, send_request
 from .request import measure
 
 T = TypeVar("T")
@@ -114,21 +113,6 @@ def run_concurrently(
 # -- Clients that misbehave ------------------------------------------------------------------
 
 
-def _connect(url: str, *, rcvbuf: int | None = None, timeout: float = 10.0) -> socket.socket:
-    """Open a socket to ``url``'s server and send a GET for it (``Connection: close``)."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname or not parts.port:
-        raise ValueError(f"Expected a URL like http://127.0.0.1:8000/path, got {url!r}.")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf is not None:  # before connect, so the TCP window is small from the start
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(timeout)
-    sock.connect((parts.hostname, parts.port))
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    sock.sendall(build_request(target, parts.netloc))
-    return sock
-
-
 def slow_read(
     url: str,
     *,
@@ -145,7 +129,7 @@ def slow_read(
     """
     start = time.perf_counter()
     received = 0
-    with _connect(url, rcvbuf=rcvbuf) as sock:
+    with send_request(url, rcvbuf=rcvbuf) as sock:
         while time.perf_counter() - start < duration_s:
             data = sock.recv(read_size)
             if not data:
@@ -167,7 +151,7 @@ def disconnect_mid_stream(url: str, *, after_s: float = 0.35) -> dict[str, Any]:
     the ``ended`` time a tagged generator records on the same machine.
     """
     received = bytearray()
-    with _connect(url) as sock:
+    with send_request(url) as sock:
         sock.settimeout(0.02)
         deadline = time.perf_counter() + after_s
         while time.perf_counter() < deadline:

@@ -63,6 +63,49 @@ def build_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+def open_connection(
+    host: str, port: int, *, timeout: float = 10.0, rcvbuf: int | None = None
+) -> socket.socket:
+    """A TCP connection to ``host:port``. ``rcvbuf`` shrinks the receive buffer before
+    connecting (so the TCP window is small from the start): a slow network, on loopback."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def split_url(url: str) -> tuple[str, int, str, str]:
+    """``(host, port, target, netloc)`` of an ``http://host:port/path?query`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise ValueError(f"Expected a URL like http://127.0.0.1:8000/path, got {url!r}.")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, parts.port, target, parts.netloc
+
+
+def send_request(
+    url: str,
+    *,
+    method: str = "GET",
+    version: str = "HTTP/1.1",
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+    rcvbuf: int | None = None,
+) -> socket.socket:
+    """Connect to ``url``'s server and send the request (``Connection: close``); the caller
+    reads the answer at its own pace, and closes the socket (it is a context manager)."""
+    host, port, target, netloc = split_url(url)
+    sock = open_connection(host, port, timeout=timeout, rcvbuf=rcvbuf)
+    sock.sendall(build_request(target, netloc, method=method, version=version, headers=headers))
+    return sock
+
+
 def exchange(
     host: str,
     port: int,
@@ -76,7 +119,7 @@ def exchange(
     start = time.perf_counter()
     received = bytearray()
     closed = False
-    with socket.create_connection((host, port), timeout=idle_timeout) as sock:
+    with open_connection(host, port, timeout=idle_timeout) as sock:
         sock.sendall(payload)
         while len(received) < max_bytes:
             try:
@@ -107,13 +150,7 @@ def raw_request(
     >>> raw_request("http://127.0.0.1:8000/hello_streaming").data   # doctest: +SKIP
     b'HTTP/1.1 200 OK\\r\\n...\\r\\n\\r\\n6\\r\\nHello,\\r\\n8\\r\\n there!\\n\\r\\n0\\r\\n\\r\\n'
     """
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname or not parts.port:
-        raise ValueError(f"Expected a URL like http://127.0.0.1:8000/path, got {url!r}.")
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    payload = build_request(
-        target, parts.netloc, method=method, version=version, headers=headers, close=close
-    )
-    return exchange(parts.hostname, parts.port, payload, idle_timeout=idle_timeout)
+    host, port, target, netloc = split_url(url)
+    payload = build_request(target, netloc, method=method, version=version, headers=headers,
+                            close=close)
+    return exchange(host, port, payload, idle_timeout=idle_timeout)
