@@ -16,12 +16,12 @@ what its view accepts: the hostile-request tests build their corpus from it.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
@@ -122,7 +122,7 @@ def query_params(*params: AnyParam) -> Callable[[Callable[..., Any]], Callable[.
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        if iscoroutinefunction(view):
+        if inspect.iscoroutinefunction(view):
 
             @functools.wraps(view)
             async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -13,7 +13,7 @@ Exit status 0 even when a target is missed, unless --strict is given.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -24,7 +24,7 @@ matplotlib.use("Agg")  # files only, no window
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from streamlab.measurement import bench, plots  # noqa: E402
+from streamlab.measurement import bench, bench_results, plots  # noqa: E402
 from streamlab.paths import PROJECT_ROOT  # noqa: E402
 
 
@@ -63,18 +63,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def config_from(args: argparse.Namespace) -> bench.BenchConfig:
-    config = bench.BenchConfig.full_run() if args.full else bench.BenchConfig.default()
+def config_from(args: argparse.Namespace) -> bench_results.BenchConfig:
+    config_type = bench_results.BenchConfig
+    config = config_type.full_run() if args.full else config_type.default()
     if args.sizes:
-        config.sizes = [round(s * bench.MiB) for s in args.sizes]
+        config.sizes = [round(s * bench_results.MiB) for s in args.sizes]
     if args.repeats:
         config.repeats = args.repeats
     if args.chunk_rows:
         config.chunk_rows = sorted(set(args.chunk_rows))
     if args.chunk_mib:
-        config.chunk_body = round(args.chunk_mib * bench.MiB)
+        config.chunk_body = round(args.chunk_mib * bench_results.MiB)
     if args.client_mib:
-        config.client_body = round(args.client_mib * bench.MiB)
+        config.client_body = round(args.client_mib * bench_results.MiB)
     return config
 
 
@@ -89,12 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         figure.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(figure)
         print(f"{path}: {reading}")
-    results["elapsed_s"] = time.perf_counter() - started
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    results = dataclasses.replace(results, elapsed_s=time.perf_counter() - started)
+    (args.out / "results.json").write_text(results.to_json())
     print()
     print(bench.format_table(results))
-    print(f"\nResults in {args.out / 'results.json'}; took {results['elapsed_s']:.0f} s.")
-    missed = [t["name"] for t in results["targets"] if not t["met"]]
+    print(f"\nResults in {args.out / 'results.json'} (schema version {results.schema_version}); "
+          f"took {results.elapsed_s:.0f} s.")
+    missed = [t.name for t in results.targets if not t.met]
     return 1 if args.strict and missed else 0
 
 

@@ -1,19 +1,43 @@
-"""Plain-text tables for notebooks, scripts and test summaries (no pandas needed)."""
+"""Plain-text tables for notebooks, scripts and test summaries (no pandas needed).
+
+The one table formatter of the project: the benchmark's report, the figures a
+notebook records and the wrap-up's tables all build rows of dicts and call
+``format_table``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 
-def format_table(rows: Iterable[Mapping[str, object]]) -> str:
-    """Rows of dicts as a plain-text table with aligned columns (no pandas needed)."""
+def format_table(
+    rows: Iterable[Mapping[str, object]],
+    *,
+    right: Collection[str] = (),
+    title: str | None = None,
+) -> str:
+    """Rows of dicts as a plain-text table with aligned columns (no pandas needed).
+
+    The columns are the rows' keys, in the order they first appear; a row
+    without a key leaves that cell empty. Columns are left-aligned, except the
+    ones named in ``right`` (numbers, so they line up on the last digit).
+    ``title``, if given, is the first line.
+    """
     rows = list(rows)
+    head = [title] if title else []
     if not rows:
-        return "(no rows)"
+        return "\n".join([*head, "(no rows)"])
     columns = list(dict.fromkeys(key for row in rows for key in row))
+    unknown = [name for name in right if name not in columns]
+    if unknown:
+        raise ValueError(f"right names columns the rows do not have: {unknown}; "
+                         f"the columns are {columns}.")
     cells = [[str(row.get(col, "")) for col in columns] for row in rows]
     widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
-    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(line.rstrip() for line in lines)
+
+    def line(texts: list[str]) -> str:
+        return "  ".join(text.rjust(width) if col in right else text.ljust(width)
+                         for text, width, col in zip(texts, widths, columns, strict=True))
+
+    lines = [line(columns), "  ".join("-" * w for w in widths), *(line(r) for r in cells)]
+    return "\n".join([*head, *(text.rstrip() for text in lines)])

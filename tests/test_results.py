@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from streamlab.environment import package_versions
-from streamlab.measurement import bench
+from streamlab.measurement import bench, bench_results
 from streamlab.series import notebooks, results
 from streamlab.series.results import Figure, load_all, record
 
@@ -16,15 +16,19 @@ def test_record_and_load(tmp_path):
     record("01_y", [Figure("chunked", True)], tmp_path)
     loaded = load_all(tmp_path)
     assert list(loaded) == ["01_y", "04_x"]
-    assert loaded["04_x"]["figures"][0] == Figure("TTFB", 0.0123, "s", "flat")
-    assert loaded["04_x"]["versions"]["django"].startswith(("5.", "6."))
-    assert [f.formatted() for f in loaded["04_x"]["figures"]] == ["0.0123 s", "2,000,000"]
+    assert loaded["04_x"].figures[0] == Figure("TTFB", 0.0123, "s", "flat")
+    assert loaded["04_x"].versions["django"].startswith(("5.", "6."))
+    assert loaded["04_x"].path == str(tmp_path / "04_x.json")
+    assert [f.formatted() for f in loaded["04_x"].figures] == ["0.0123 s", "2,000,000"]
+    assert type(loaded["04_x"].figures[1].value) is int  # not read back as 2e6
+    assert json.loads((tmp_path / "04_x.json").read_text())["schema_version"] == (
+        results.SCHEMA_VERSION)
 
 
 def test_a_rerun_replaces_the_figures(tmp_path):
     record("05_z", [Figure("wait", 1.5, "s")], tmp_path)
     record("05_z", [Figure("wait", 1.4, "s")], tmp_path)
-    assert [f.value for f in load_all(tmp_path)["05_z"]["figures"]] == [1.4]
+    assert [f.value for f in load_all(tmp_path)["05_z"].figures] == [1.4]
 
 
 def test_nothing_to_record_is_an_error(tmp_path):
@@ -64,6 +68,28 @@ def test_format_figures_lists_each_figure_once():
     assert lines[3].split() == ["chunked", "True"]
 
 
+# -- files from another version ------------------------------------------------------------
+
+
+def test_a_file_from_another_version_counts_as_not_measured(tmp_path):
+    record("01_a", [Figure("ttfb", 0.01, "s")], tmp_path)
+    path = record("03_c", [Figure("chunked", True)], tmp_path)
+    data = json.loads(path.read_text())
+    del data["schema_version"]
+    path.write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match=r"03_c.json has no schema version .* run "
+                      r"notebooks/03_c.ipynb again .* counts as not measured"):
+        loaded = load_all(tmp_path)
+    assert list(loaded) == ["01_a"]
+    assert results.missing(loaded, ["01_a", "03_c"]) == ["03_c"]
+    data["schema_version"] = results.SCHEMA_VERSION
+    data["figures"][0]["value"] = None
+    path.write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match=r"03_c.json: figures\[0\].value: expected float or "
+                      r"int or str or bool, got None"):
+        assert list(load_all(tmp_path)) == ["01_a"]
+
+
 # -- versions ------------------------------------------------------------------------------
 
 
@@ -78,8 +104,8 @@ def test_results_from_other_versions_are_flagged(tmp_path):
     _with_versions(record("03_c", [Figure("chunked", True)], tmp_path), django="4.2.0")
     loaded = load_all(tmp_path)
     installed = package_versions()
-    assert results.version_differences(loaded["01_a"]["versions"], installed) == {}
-    assert results.version_differences(loaded["03_c"]["versions"], installed) == {
+    assert results.version_differences(loaded["01_a"].versions, installed) == {}
+    assert results.version_differences(loaded["03_c"].versions, installed) == {
         "django": ("4.2.0", installed["django"])}
     rows = {row["source"]: row for row in results.provenance(loaded, installed)}
     assert rows["01_a"]["versions"] == "as installed"
@@ -104,7 +130,7 @@ def test_recording_notebooks_are_found_by_their_record_call(tmp_path):
     _notebook(tmp_path, "03_wrong_name", 'record("01_records", figures)')
     assert results.recording_notebooks(tmp_path) == ["01_records"]
     assert results.missing({}, results.recording_notebooks(tmp_path)) == ["01_records"]
-    assert results.missing({"01_records": {}}, ["01_records"]) == []
+    assert results.missing({"01_records": object()}, ["01_records"]) == []
 
 
 def test_the_series_notebooks_that_record():
@@ -140,7 +166,7 @@ def test_evidence_checks_claims_and_says_what_is_not_measured(tmp_path):
 def test_evidence_fails_loudly_on_a_name_nobody_recorded(tmp_path):
     record("01_a", [Figure("streamed", 0.01, "s")], tmp_path)
     evidence = results.Evidence(load_all(tmp_path))
-    with pytest.raises(KeyError, match="no figure named 'streamd'"):
+    with pytest.raises(results.UnknownFigure, match="no figure named 'streamd'"):
         evidence.check({"typo": lambda v: v("01", "streamd") > 0})
     assert evidence.get("01", "nginx", default=False) is False
     assert evidence.get("01", "streamed") == 0.01
@@ -154,33 +180,33 @@ def test_evidence_fails_loudly_on_a_name_nobody_recorded(tmp_path):
 @pytest.fixture(scope="module")
 def bench_run():
     """A real benchmark run at tiny sizes (a few seconds), in the format make bench writes."""
-    config = bench.BenchConfig(sizes=[64 * bench.KiB, 256 * bench.KiB], repeats=1,
-                               chunk_rows=[1, 256], chunk_body=64 * bench.KiB,
-                               client_body=256 * bench.KiB)
+    kib = bench_results.KiB
+    config = bench_results.BenchConfig(sizes=[64 * kib, 256 * kib], repeats=1,
+                                       chunk_rows=[1, 256], chunk_body=64 * kib,
+                                       client_body=256 * kib)
     with bench.bench_server(name="tests-results-bench", timeout=60) as server:
-        run = bench.run(config, server=server)
-    return json.loads(json.dumps(run))  # exactly what survives results.json
+        return bench.run(config, server=server)
 
 
 def test_gather_adds_the_benchmark_headline_figures(tmp_path, bench_run):
     bench_file = tmp_path / "bench" / "results.json"
     bench_file.parent.mkdir()
-    bench_file.write_text(json.dumps(bench_run))
+    bench_file.write_text(bench_run.to_json())
     record("01_a", [Figure("ttfb", 0.01, "s")], tmp_path / "results")
     gathered = results.gather(tmp_path / "results", bench_file)
     assert list(gathered) == ["01_a", results.BENCH]
     entry = gathered[results.BENCH]
-    assert entry["versions"]["django"] == package_versions()["django"]
-    assert entry["recorded"] == bench_run["created"] and entry["source"] == str(bench_file)
-    figures = {f.name: f for f in entry["figures"]}
-    largest = bench_run["sizes"]["streaming"][-1]
-    assert figures["first byte, streamed, largest body"].value == largest["ttfb_s"]
+    assert entry.versions["django"] == package_versions()["django"]
+    assert entry.recorded == bench_run.created and entry.path == str(bench_file)
+    figures = {f.name: f for f in entry.figures}
+    largest = bench_run.sizes.streaming[-1]
+    assert figures["first byte, streamed, largest body"].value == largest.ttfb_s
     assert figures["worker memory rise, streamed, largest body"].value == (
-        largest["worker_rss_delta"] / results.MiB)
+        largest.worker_rss_delta / results.MiB)
     assert figures["client memory peak, .content"].value == (
-        bench_run["client_memory"]["content"]["peak"] / results.MiB)
-    met = sum(t["met"] for t in bench_run["targets"])
-    assert figures["targets met"].value == f"{met} of {len(bench_run['targets'])}"
+        bench_run.client_memory.content.peak / results.MiB)
+    met = sum(t.met for t in bench_run.targets)
+    assert figures["targets met"].value == f"{met} of {len(bench_run.targets)}"
     assert all(f.unit in ("s", "MiB", "MiB/s", "") for f in figures.values())
     assert results.Evidence(gathered)("bench", "throughput, best chunk size") > 0
 
@@ -190,8 +216,18 @@ def test_gather_without_a_benchmark_or_with_an_old_one(tmp_path):
     assert list(results.gather(tmp_path, tmp_path / "absent.json")) == ["01_a"]
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"created": "2020-01-01", "sizes": {}}))
-    with pytest.warns(UserWarning, match="run `make bench` again"):
+    with pytest.warns(UserWarning, match="has no schema version .*run `make bench` again"):
         assert list(results.gather(tmp_path, old)) == ["01_a"]
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({"schema_version": bench_results.SCHEMA_VERSION + 1}))
+    with pytest.warns(UserWarning, match=f"schema version {bench_results.SCHEMA_VERSION + 1}, "):
+        evidence = results.Evidence(results.gather(tmp_path, newer))
+    rows = evidence.check({"benched": lambda v: v("bench", "targets met") == "5 of 5"})
+    assert rows[0]["result"] == "not measured yet: run make bench"
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.warns(UserWarning, match="is not JSON"):
+        assert list(results.gather(tmp_path, broken)) == ["01_a"]
 
 
 # -- the wrap-up opened before anything else ------------------------------------------------------

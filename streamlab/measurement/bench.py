@@ -14,7 +14,12 @@ lets the Gunicorn master fork a replacement (the app is preloaded, so that
 takes a fraction of a second) and warms it up with two tiny requests, so the
 first-request set-up cost is not counted as the response's memory or time.
 
-Everything returned is plain dicts, lists and numbers, ready for ``json.dump``.
+Every series returns a typed result (``SizeSeries``, ``ChunkSweep``,
+``Arrival``, ``ClientMemory``); ``run()`` returns them all as one
+``BenchResults``, which ``to_json()`` writes and ``BenchResults.load()`` reads
+back. The file carries ``SCHEMA_VERSION``: a file of another version is
+refused with a ``SchemaError`` that says to run ``make bench`` again, instead
+of being misread.
 """
 
 from __future__ import annotations
@@ -25,9 +30,8 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import psutil
 import requests
@@ -36,44 +40,33 @@ from tqdm import tqdm
 from demo_app import csvgen
 from demo_app import settings as demo_settings
 
+from .. import tables
 from ..environment import package_versions
 from ..servers.gunicorn import DemoServer, start_server
+from .bench_results import (
+    KINDS,
+    LABELS,
+    Arrival,
+    ArrivalRun,
+    BenchConfig,
+    BenchResults,
+    ChunkCosts,
+    ChunkPoint,
+    ChunkSweep,
+    ClientMemory,
+    ClientPeak,
+    KiB,
+    Machine,
+    MiB,
+    SizePoint,
+    SizeSeries,
+    Target,
+    WholeBody,
+)
 from .request import READ_SIZE, Measurement, measure
 
-MiB = 2**20
-KiB = 2**10
-
 PATHS = {"plain": "/download_csv", "streaming": "/download_csv_streaming"}
-LABELS = {"plain": "HttpResponse", "streaming": "StreamingHttpResponse"}
-KINDS = ("streaming", "plain")
 WARM_UP_ROWS = 10_000
-
-
-@dataclass
-class BenchConfig:
-    """What to measure: body sizes in bytes, repeats, and the chunk-size sweep."""
-
-    sizes: list[int]
-    repeats: int = 5
-    chunk_rows: list[int] = field(
-        default_factory=lambda: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
-    )
-    chunk_body: int = 4 * MiB
-    client_body: int = 16 * MiB
-    full: bool = False
-
-    @classmethod
-    def default(cls) -> BenchConfig:
-        """About a minute on two cores; the worker never holds more than ~100 MB."""
-        return cls(sizes=[1 * MiB, 4 * MiB, 16 * MiB])
-
-    @classmethod
-    def full_run(cls) -> BenchConfig:
-        """Streaming up to 1 GiB; the plain response stops at the app's row cap (~39 MiB)."""
-        sizes = [1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB, 256 * MiB, 1024 * MiB]
-        chunk_rows = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144]
-        return cls(sizes=sizes, repeats=3, chunk_rows=chunk_rows, chunk_body=16 * MiB, full=True)
-
 
 # -- URLs and sizes ---------------------------------------------------------------
 
@@ -185,6 +178,8 @@ def _progress(total: int, desc: str, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="req", disable=not enabled, leave=True)
 
 
+
+
 def size_series(
     server: DemoServer,
     sizes: Sequence[int],
@@ -192,7 +187,7 @@ def size_series(
     *,
     max_plain_rows: int | None = None,
     progress: bool = False,
-) -> dict[str, list[dict[str, Any]]]:
+) -> SizeSeries:
     """TTFB, total time and worker memory per kind and body size (medians over ``repeats``).
 
     Every request runs on a fresh worker (see ``fresh_worker``). The streaming
@@ -208,28 +203,29 @@ def size_series(
                 m = measure_on_fresh_worker(server, csv_url(server, kind, rows))
                 runs.setdefault((kind, rows), []).append(_checked(m, csvgen.csv_size(rows), server))
                 bar.update()
-    return {kind: [_size_point(kind, rows, runs[kind, rows]) for rows in plan[kind]]
-            for kind in KINDS}
+    points = {kind: [_size_point(kind, rows, runs[kind, rows]) for rows in plan[kind]]
+              for kind in KINDS}
+    return SizeSeries(streaming=points["streaming"], plain=points["plain"])
 
 
-def _size_point(kind: str, rows: int, runs: list[Measurement]) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "rows": rows,
-        "bytes": runs[0].nbytes,
-        "chunk_rows": demo_settings.DEMO_DEFAULT_CHUNK_ROWS if kind == "streaming" else None,
-        "chunked": runs[0].chunked,
-        "repeats": len(runs),
-        "headers_s": _median(m.headers_s for m in runs),
-        "ttfb_s": _median(m.ttfb_s or 0.0 for m in runs),
-        "total_s": _median(m.total_s for m in runs),
-        "throughput": _median(m.throughput for m in runs),
-        "worker_rss_baseline": int(_median(m.worker_rss_baseline or 0 for m in runs)),
-        "worker_rss_delta": int(_median(m.worker_rss_delta or 0 for m in runs)),
-        "ttfb_s_runs": [m.ttfb_s for m in runs],
-        "total_s_runs": [m.total_s for m in runs],
-        "worker_rss_delta_runs": [m.worker_rss_delta for m in runs],
-    }
+def _size_point(kind: str, rows: int, runs: list[Measurement]) -> SizePoint:
+    return SizePoint(
+        kind=kind,
+        rows=rows,
+        bytes=runs[0].nbytes,
+        chunk_rows=demo_settings.DEMO_DEFAULT_CHUNK_ROWS if kind == "streaming" else None,
+        chunked=runs[0].chunked,
+        repeats=len(runs),
+        headers_s=_median(m.headers_s for m in runs),
+        ttfb_s=_median(m.ttfb_s or 0.0 for m in runs),
+        total_s=_median(m.total_s for m in runs),
+        throughput=_median(m.throughput for m in runs),
+        worker_rss_baseline=int(_median(m.worker_rss_baseline or 0 for m in runs)),
+        worker_rss_delta=int(_median(m.worker_rss_delta or 0 for m in runs)),
+        ttfb_s_runs=[m.ttfb_s for m in runs],
+        total_s_runs=[m.total_s for m in runs],
+        worker_rss_delta_runs=[m.worker_rss_delta for m in runs],
+    )
 
 
 def generation_throughput(rows: int, chunk_rows: int) -> float:
@@ -244,6 +240,17 @@ def generation_throughput(rows: int, chunk_rows: int) -> float:
     return nbytes / (time.perf_counter() - start)
 
 
+@dataclass(frozen=True)
+class _StreamedRun:
+    """One streamed request of the chunk sweep, with the CPU both sides spent on it."""
+
+    throughput: float
+    total_s: float
+    ttfb_s: float
+    server_cpu_s: float
+    client_cpu_s: float
+
+
 def chunk_series(
     server: DemoServer,
     body: int,
@@ -251,7 +258,7 @@ def chunk_series(
     repeats: int = 3,
     *,
     progress: bool = False,
-) -> dict[str, Any]:
+) -> ChunkSweep:
     """Throughput of the streaming view per ``chunk_rows``, with the in-process ceiling.
 
     Each streamed request is followed at once by producing the same rows
@@ -269,7 +276,7 @@ def chunk_series(
     """
     rows = csvgen.rows_for_size(body)
     expected = csvgen.csv_size(rows)
-    streamed: dict[int, list[dict[str, float]]] = {c: [] for c in chunk_rows}
+    streamed: dict[int, list[_StreamedRun]] = {c: [] for c in chunk_rows}
     generated: dict[int, list[tuple[float, float]]] = {c: [] for c in chunk_rows}
     plain: list[Measurement] = []
     worker = server.worker_processes()[0]
@@ -277,46 +284,56 @@ def chunk_series(
         for _ in range(repeats):
             for c in chunk_rows:
                 streamed[c].append(_timed_with_cpu(server, worker, rows, c, expected))
-                cpu_before = time.process_time()
-                speed = generation_throughput(rows, c)
-                generated[c].append((speed, time.process_time() - cpu_before))
+                generated[c].append(_generated_with_cpu(rows, c))
                 bar.update()
             plain.append(_checked(measure(csv_url(server, "plain", rows)), expected, server))
             bar.update()
-    points = []
-    for c in chunk_rows:
-        runs = streamed[c]
-        chunks = -(-rows // c)
-        point: dict[str, Any] = {"chunk_rows": c, "chunk_bytes": expected / chunks,
-                                 "chunks": chunks}
-        for key in ("throughput", "total_s", "ttfb_s", "server_cpu_s", "client_cpu_s"):
-            point[key] = _median(r[key] for r in runs)
-        point["generation_throughput"] = _median(speed for speed, _ in generated[c])
-        point["generation_best"] = max(speed for speed, _ in generated[c])
-        point["generation_cpu_s"] = _median(cpu for _, cpu in generated[c])
-        point["share"] = point["throughput"] / point["generation_throughput"]
+    return ChunkSweep(
+        rows=rows,
+        bytes=expected,
+        repeats=repeats,
+        read_size=READ_SIZE,
+        default_chunk_rows=demo_settings.DEMO_DEFAULT_CHUNK_ROWS,
+        plain=WholeBody(
+            total_s=_median(m.total_s for m in plain),
+            ttfb_s=_median(m.ttfb_s or 0.0 for m in plain),
+            throughput=_median(m.throughput for m in plain),
+        ),
+        points=[_chunk_point(c, rows, expected, streamed[c], generated[c]) for c in chunk_rows],
+    )
+
+
+def _chunk_point(
+    chunk_rows: int, rows: int, expected: int, runs: list[_StreamedRun],
+    generated: list[tuple[float, float]],
+) -> ChunkPoint:
+    """Medians of one chunk size's streamed runs and in-process ``(speed, cpu)`` runs."""
+    chunks = -(-rows // chunk_rows)
+    throughput = _median(r.throughput for r in runs)
+    server_cpu_s = _median(r.server_cpu_s for r in runs)
+    generation = _median(speed for speed, _ in generated)
+    generation_cpu_s = _median(cpu for _, cpu in generated)
+    return ChunkPoint(
+        chunk_rows=chunk_rows,
+        chunk_bytes=expected / chunks,
+        chunks=chunks,
+        throughput=throughput,
+        total_s=_median(r.total_s for r in runs),
+        ttfb_s=_median(r.ttfb_s for r in runs),
+        server_cpu_s=server_cpu_s,
+        client_cpu_s=_median(r.client_cpu_s for r in runs),
+        generation_throughput=generation,
+        generation_best=max(speed for speed, _ in generated),
+        generation_cpu_s=generation_cpu_s,
+        share=throughput / generation,
         # psutil's CPU times tick in 10 ms steps: a tiny body may show none at all.
-        point["cpu_share"] = (point["generation_cpu_s"] / point["server_cpu_s"]
-                              if point["server_cpu_s"] > 0 else None)
-        point["throughput_runs"] = [r["throughput"] for r in runs]
-        point["generation_throughput_runs"] = [speed for speed, _ in generated[c]]
-        points.append(point)
-    return {
-        "rows": rows,
-        "bytes": expected,
-        "repeats": repeats,
-        "read_size": READ_SIZE,
-        "default_chunk_rows": demo_settings.DEMO_DEFAULT_CHUNK_ROWS,
-        "plain": {
-            "total_s": _median(m.total_s for m in plain),
-            "ttfb_s": _median(m.ttfb_s or 0.0 for m in plain),
-            "throughput": _median(m.throughput for m in plain),
-        },
-        "points": points,
-    }
+        cpu_share=generation_cpu_s / server_cpu_s if server_cpu_s > 0 else None,
+        throughput_runs=[r.throughput for r in runs],
+        generation_throughput_runs=[speed for speed, _ in generated],
+    )
 
 
-def chunk_costs(chunks: dict[str, Any], chunk_rows: int | None = None) -> dict[str, Any]:
+def chunk_costs(chunks: ChunkSweep, chunk_rows: int | None = None) -> ChunkCosts:
     """Split the CPU cost of streaming into a fixed cost per chunk and a cost per row.
 
     Between the smallest chunk size of the sweep and ``chunk_rows`` (default:
@@ -328,52 +345,58 @@ def chunk_costs(chunks: dict[str, Any], chunk_rows: int | None = None) -> dict[s
     stretches both sides of that fraction alike, so the fraction holds up on a
     busy machine where the throughputs do not.
     """
-    points = {p["chunk_rows"]: p for p in chunks["points"]}
-    small = points[min(points)]
-    ref = points[chunk_rows or chunks["default_chunk_rows"]]
-    extra = small["chunks"] - ref["chunks"]
+    small = chunks.smallest()
+    ref = chunks.point(chunk_rows or chunks.default_chunk_rows)
+    extra = small.chunks - ref.chunks
     if extra <= 0:
         raise ValueError("chunk_costs needs a sweep with smaller chunks than the one asked about.")
-    server = (small["server_cpu_s"] - ref["server_cpu_s"]) / extra
-    client = (small["client_cpu_s"] - ref["client_cpu_s"]) / extra
-    per_row = ref["generation_cpu_s"] / chunks["rows"]
-    return {
-        "chunk_rows": ref["chunk_rows"],
-        "per_chunk_server_s": server,
-        "per_chunk_client_s": client,
-        "per_row_s": per_row,
-        "overhead": (server + client) / (ref["chunk_rows"] * per_row) if per_row > 0 else None,
-    }
+    server = (small.server_cpu_s - ref.server_cpu_s) / extra
+    client = (small.client_cpu_s - ref.client_cpu_s) / extra
+    per_row = ref.generation_cpu_s / chunks.rows
+    return ChunkCosts(
+        chunk_rows=ref.chunk_rows,
+        per_chunk_server_s=server,
+        per_chunk_client_s=client,
+        per_row_s=per_row,
+        overhead=(server + client) / (ref.chunk_rows * per_row) if per_row > 0 else None,
+    )
 
 
 def _timed_with_cpu(
     server: DemoServer, worker: psutil.Process, rows: int, chunk_rows: int, expected: int
-) -> dict[str, float]:
+) -> _StreamedRun:
     before_worker = sum(worker.cpu_times()[:2])
     before_client = time.process_time()
     m = _checked(measure(csv_url(server, "streaming", rows, chunk_rows)), expected, server)
-    return {
-        "throughput": m.throughput,
-        "total_s": m.total_s,
-        "ttfb_s": m.ttfb_s or 0.0,
-        "server_cpu_s": sum(worker.cpu_times()[:2]) - before_worker,
-        "client_cpu_s": time.process_time() - before_client,
-    }
+    return _StreamedRun(
+        throughput=m.throughput,
+        total_s=m.total_s,
+        ttfb_s=m.ttfb_s or 0.0,
+        server_cpu_s=sum(worker.cpu_times()[:2]) - before_worker,
+        client_cpu_s=time.process_time() - before_client,
+    )
 
 
-def arrival(server: DemoServer, body: int) -> dict[str, Any]:
+def _generated_with_cpu(rows: int, chunk_rows: int) -> tuple[float, float]:
+    """``generation_throughput`` and the CPU seconds it took: ``(bytes/s, cpu_s)``."""
+    cpu_before = time.process_time()
+    speed = generation_throughput(rows, chunk_rows)
+    return speed, time.process_time() - cpu_before
+
+
+def arrival(server: DemoServer, body: int) -> Arrival:
     """Bytes received over time for the same CSV sent whole and streamed (one run each)."""
     rows = csvgen.rows_for_size(body)
-    result: dict[str, Any] = {"rows": rows, "bytes": csvgen.csv_size(rows)}
+    expected = csvgen.csv_size(rows)
+    runs = {}
     for kind in KINDS:
         m = _checked(measure_on_fresh_worker(server, csv_url(server, kind, rows)),
-                     result["bytes"], server)
-        result[kind] = {"ttfb_s": m.ttfb_s, "total_s": m.total_s,
-                        "timeline": [list(point) for point in m.timeline]}
-    return result
+                     expected, server)
+        runs[kind] = ArrivalRun(ttfb_s=m.ttfb_s, total_s=m.total_s, timeline=list(m.timeline))
+    return Arrival(rows=rows, bytes=expected, streaming=runs["streaming"], plain=runs["plain"])
 
 
-def client_peak_memory(url: str, how: str, read_size: int = READ_SIZE) -> dict[str, Any]:
+def client_peak_memory(url: str, how: str, read_size: int = READ_SIZE) -> ClientPeak:
     """Peak Python memory of this process while downloading ``url`` with ``requests``.
 
     ``how="content"`` is ``requests.get(url).content`` (the whole body in one
@@ -402,34 +425,38 @@ def client_peak_memory(url: str, how: str, read_size: int = READ_SIZE) -> dict[s
     finally:
         if not was_tracing:
             tracemalloc.stop()
-    return {"how": how, "bytes": nbytes, "peak": peak - baseline, "read_size": read_size}
+    return ClientPeak(how=how, bytes=nbytes, peak=peak - baseline, read_size=read_size)
 
 
-def client_memory(server: DemoServer, body: int) -> dict[str, Any]:
+def client_memory(server: DemoServer, body: int) -> ClientMemory:
     """``.content`` against ``iter_content`` for the same streamed CSV."""
     rows = csvgen.rows_for_size(body)
     url = csv_url(server, "streaming", rows)
-    return {
-        "rows": rows,
-        "bytes": csvgen.csv_size(rows),
-        "content": client_peak_memory(url, "content"),
-        "iter_content": client_peak_memory(url, "iter_content"),
-    }
+    return ClientMemory(
+        rows=rows,
+        bytes=csvgen.csv_size(rows),
+        content=client_peak_memory(url, "content"),
+        iter_content=client_peak_memory(url, "iter_content"),
+    )
 
 
 # -- the whole benchmark ---------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
+def _load_average() -> list[float] | None:
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def machine_info(load_average_before: list[float] | None = None) -> Machine:
     """Versions and the machine, so a result file says what it was measured on."""
-    memory = psutil.virtual_memory()
-    return {
-        "versions": package_versions(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "memory_total": memory.total,
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
+    return Machine(
+        versions=package_versions(),
+        platform=platform.platform(),
+        cpus=os.cpu_count(),
+        memory_total=psutil.virtual_memory().total,
+        load_average=_load_average(),
+        load_average_before=load_average_before,
+    )
 
 
 def run(
@@ -438,11 +465,11 @@ def run(
     server: DemoServer | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> BenchResults:
     """Every series of the benchmark; starts (and stops) its own server unless given one."""
     say = log or (lambda _message: None)
     own = server is None
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load_before = _load_average()
     server = server or bench_server()
     started = time.perf_counter()
     try:
@@ -450,26 +477,24 @@ def run(
         sizes = size_series(server, config.sizes, config.repeats, progress=progress)
         chunks = chunk_series(server, config.chunk_body, config.chunk_rows, config.repeats,
                               progress=progress)
-        timeline_body = max(p["bytes"] for p in sizes["plain"])
-        timelines = arrival(server, timeline_body)
+        timelines = arrival(server, max(p.bytes for p in sizes.plain))
         client = client_memory(server, config.client_body)
     finally:
         if own:
             server.stop()
-    results: dict[str, Any] = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": asdict(config),
-        "machine": {**machine_info(), "load_average_before": load_before},
-        "default_chunk_rows": demo_settings.DEMO_DEFAULT_CHUNK_ROWS,
-        "max_plain_rows": demo_settings.DEMO_MAX_ROWS,
-        "sizes": sizes,
-        "chunks": chunks,
-        "arrival": timelines,
-        "client_memory": client,
-        "elapsed_s": time.perf_counter() - started,
-    }
-    results["targets"] = evaluate(results)
-    return results
+    return BenchResults(
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        config=BenchConfig(**asdict(config)),  # a copy: the caller may change theirs
+        machine=machine_info(load_before),
+        default_chunk_rows=demo_settings.DEMO_DEFAULT_CHUNK_ROWS,
+        max_plain_rows=demo_settings.DEMO_MAX_ROWS,
+        sizes=sizes,
+        chunks=chunks,
+        arrival=timelines,
+        client_memory=client,
+        elapsed_s=time.perf_counter() - started,
+        targets=evaluate(sizes, chunks),
+    )
 
 
 # -- targets -------------------------------------------------------------------
@@ -481,60 +506,60 @@ CEILING_SHARE = 0.75
 DEFAULT_OVERHEAD = 0.05
 
 
-def best_batched(chunks: dict[str, Any]) -> dict[str, Any]:
-    """The chunk size with the highest streaming throughput."""
-    return max(chunks["points"], key=lambda p: p["throughput"])
-
-
-def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate(sizes: SizeSeries, chunks: ChunkSweep) -> list[Target]:
     """The benchmark's targets, each with the measured value and whether it was met."""
-    streaming = results["sizes"]["streaming"]
-    chunks = results["chunks"]
-    smallest, largest = streaming[0], streaming[-1]
-    best = best_batched(chunks)
-    by_rows = {p["chunk_rows"]: p for p in chunks["points"]}
-    default = by_rows.get(results["default_chunk_rows"])
-    worst_memory = max(streaming, key=lambda p: p["worker_rss_delta"])
-    flat = largest["ttfb_s"] / smallest["ttfb_s"]
-    share = best["share"]
-    targets = [
-        _target(
-            "streaming TTFB flat",
-            f"at {_mib(largest['bytes'])} within {TTFB_FLATNESS:g}x of {_mib(smallest['bytes'])}"
-            f", and under {TTFB_LIMIT_S * 1000:g} ms",
-            f"{largest['ttfb_s'] * 1000:.1f} ms vs {smallest['ttfb_s'] * 1000:.1f} ms "
-            f"({flat:.2f}x)",
-            flat <= TTFB_FLATNESS and largest["ttfb_s"] < TTFB_LIMIT_S,
-        ),
-        _target(
-            "streaming worker memory",
-            f"peak RSS above baseline under {STREAMING_MEMORY_LIMIT / 1e6:g} MB at every size",
-            f"largest {worst_memory['worker_rss_delta'] / 1e6:.1f} MB, at "
-            f"{_mib(worst_memory['bytes'])}",
-            all(p["worker_rss_delta"] < STREAMING_MEMORY_LIMIT for p in streaming),
-        ),
-        _target(
-            "batched streaming vs in-process",
-            f"best chunk size reaches >= {CEILING_SHARE:.0%} of generating the rows in-process",
-            f"{best['chunk_rows']} rows/chunk: {_rate(best['throughput'])}, {share:.0%} of "
-            f"{_rate(best['generation_throughput'])}{_cpu_note(best)}",
-            share >= CEILING_SHARE,
-        ),
-        _target(
-            "batched streaming vs whole body",
-            f"best chunk size no slower end to end than HttpResponse at {_mib(chunks['bytes'])}",
-            f"{best['total_s'] * 1000:.0f} ms streamed vs {chunks['plain']['total_s'] * 1000:.0f} "
-            "ms whole",
-            best["total_s"] <= chunks["plain"]["total_s"],
-        ),
+    best = chunks.best()
+    return [
+        _ttfb_target(sizes.streaming),
+        _memory_target(sizes.streaming),
+        _ceiling_target(best),
+        _whole_body_target(chunks, best),
+        _default_target(chunks, best),
     ]
-    targets.append(_default_target(chunks, default, best))
-    return targets
 
 
-def _default_target(
-    chunks: dict[str, Any], default: dict[str, Any] | None, best: dict[str, Any]
-) -> dict[str, Any]:
+def _ttfb_target(streaming: list[SizePoint]) -> Target:
+    smallest, largest = streaming[0], streaming[-1]
+    flat = largest.ttfb_s / smallest.ttfb_s
+    return Target(
+        "streaming TTFB flat",
+        f"at {_mib(largest.bytes)} within {TTFB_FLATNESS:g}x of {_mib(smallest.bytes)}"
+        f", and under {TTFB_LIMIT_S * 1000:g} ms",
+        f"{largest.ttfb_s * 1000:.1f} ms vs {smallest.ttfb_s * 1000:.1f} ms ({flat:.2f}x)",
+        flat <= TTFB_FLATNESS and largest.ttfb_s < TTFB_LIMIT_S,
+    )
+
+
+def _memory_target(streaming: list[SizePoint]) -> Target:
+    worst = max(streaming, key=lambda p: p.worker_rss_delta)
+    return Target(
+        "streaming worker memory",
+        f"peak RSS above baseline under {STREAMING_MEMORY_LIMIT / 1e6:g} MB at every size",
+        f"largest {worst.worker_rss_delta / 1e6:.1f} MB, at {_mib(worst.bytes)}",
+        all(p.worker_rss_delta < STREAMING_MEMORY_LIMIT for p in streaming),
+    )
+
+
+def _ceiling_target(best: ChunkPoint) -> Target:
+    return Target(
+        "batched streaming vs in-process",
+        f"best chunk size reaches >= {CEILING_SHARE:.0%} of generating the rows in-process",
+        f"{best.chunk_rows} rows/chunk: {_rate(best.throughput)}, {best.share:.0%} of "
+        f"{_rate(best.generation_throughput)}{_cpu_note(best)}",
+        best.share >= CEILING_SHARE,
+    )
+
+
+def _whole_body_target(chunks: ChunkSweep, best: ChunkPoint) -> Target:
+    return Target(
+        "batched streaming vs whole body",
+        f"best chunk size no slower end to end than HttpResponse at {_mib(chunks.bytes)}",
+        f"{best.total_s * 1000:.0f} ms streamed vs {chunks.plain.total_s * 1000:.0f} ms whole",
+        best.total_s <= chunks.plain.total_s,
+    )
+
+
+def _default_target(chunks: ChunkSweep, best: ChunkPoint) -> Target:
     """Is the default chunk size on the plateau, without making the first byte wait?
 
     "On the plateau" is judged from CPU time (``chunk_costs``): the fixed cost
@@ -546,32 +571,29 @@ def _default_target(
     name = "default chunk_rows"
     target = (f"fixed cost per chunk <= {DEFAULT_OVERHEAD:.0%} of producing a default chunk "
               f"(CPU time), and its first byte under {TTFB_LIMIT_S * 1000:g} ms")
+    default = chunks.by_rows().get(chunks.default_chunk_rows)
     if default is None:
-        return _target(name, target, f"{chunks['default_chunk_rows']} not in the sweep", False)
+        return Target(name, target, f"{chunks.default_chunk_rows} not in the sweep", False)
     try:
-        overhead = chunk_costs(chunks)["overhead"]
+        overhead = chunk_costs(chunks).overhead
     except ValueError:
         overhead = None
     if overhead is None:
-        return _target(name, target, "the sweep has no smaller chunk size to compare with", False)
-    return _target(
+        return Target(name, target, "the sweep has no smaller chunk size to compare with", False)
+    return Target(
         name, target,
-        f"{default['chunk_rows']} rows (~{default['chunk_bytes'] / KiB:.0f} KiB): fixed cost "
-        f"{overhead:.1%}, first byte after {default['ttfb_s'] * 1000:.1f} ms; wall clock "
-        f"{_rate(default['throughput'])}, {default['throughput'] / best['throughput']:.0%} of "
-        f"the fastest ({best['chunk_rows']} rows)",
-        overhead <= DEFAULT_OVERHEAD and default["ttfb_s"] < TTFB_LIMIT_S,
+        f"{default.chunk_rows} rows (~{default.chunk_bytes / KiB:.0f} KiB): fixed cost "
+        f"{overhead:.1%}, first byte after {default.ttfb_s * 1000:.1f} ms; wall clock "
+        f"{_rate(default.throughput)}, {default.throughput / best.throughput:.0%} of "
+        f"the fastest ({best.chunk_rows} rows)",
+        overhead <= DEFAULT_OVERHEAD and default.ttfb_s < TTFB_LIMIT_S,
     )
 
 
-def _cpu_note(point: dict[str, Any]) -> str:
-    if not point.get("cpu_share"):
+def _cpu_note(point: ChunkPoint) -> str:
+    if not point.cpu_share:
         return ""
-    return f" (in CPU time the worker needed {1 / point['cpu_share']:.2f}x the in-process cost)"
-
-
-def _target(name: str, target: str, measured: str, met: bool) -> dict[str, Any]:
-    return {"name": name, "target": target, "measured": measured, "met": bool(met)}
+    return f" (in CPU time the worker needed {1 / point.cpu_share:.2f}x the in-process cost)"
 
 
 def _mib(nbytes: float) -> str:
@@ -585,41 +607,51 @@ def _rate(bytes_per_s: float) -> str:
 # -- text output ---------------------------------------------------------------
 
 
+CHUNK_COLUMNS = ("chunk_rows", "~KiB", "MiB/s", "in-process", "share", "worker CPU s",
+                 "client CPU s", "in-process CPU s")
+
+
 def _load(load: Sequence[float] | None) -> str:
     return "n/a" if not load else f"{load[0]:.1f}"
 
 
-def format_table(results: dict[str, Any]) -> str:
-    """The size series, the chunk sweep and the targets as fixed-width text."""
-    machine = results["machine"]
-    loads = [machine.get("load_average_before"), machine.get("load_average")]
-    lines = [f"{machine['cpus']} CPUs; load average (1 min) before {_load(loads[0])}, "
-             f"after {_load(loads[1])}", "",
-             f"{'kind':<22}{'body':>10}{'TTFB ms':>10}{'total ms':>10}{'MiB/s':>8}"
-             f"{'worker RSS +MB':>16}"]
-    for kind in KINDS:
-        for p in results["sizes"][kind]:
-            lines.append(
-                f"{LABELS[kind]:<22}{_mib(p['bytes']):>10}{p['ttfb_s'] * 1000:>10.1f}"
-                f"{p['total_s'] * 1000:>10.0f}{p['throughput'] / MiB:>8.1f}"
-                f"{p['worker_rss_delta'] / 1e6:>16.1f}"
-            )
-    chunks = results["chunks"]
-    lines += ["", f"Chunk sizes, {_mib(chunks['bytes'])} streamed "
-                  f"(HttpResponse, same rows: {_rate(chunks['plain']['throughput'])}):",
-              f"{'chunk_rows':>10}{'~KiB':>9}{'MiB/s':>8}{'in-process':>12}{'share':>7}"
-              f"{'worker CPU s':>14}{'client CPU s':>14}{'in-process CPU s':>18}"]
-    for p in chunks["points"]:
-        lines.append(
-            f"{p['chunk_rows']:>10}{p['chunk_bytes'] / KiB:>9.1f}{p['throughput'] / MiB:>8.1f}"
-            f"{p['generation_throughput'] / MiB:>12.1f}{p['share']:>7.0%}"
-            f"{p['server_cpu_s']:>14.2f}{p['client_cpu_s']:>14.2f}{p['generation_cpu_s']:>18.2f}"
-        )
-    client = results["client_memory"]
-    lines += ["", f"Client memory for {_mib(client['bytes'])}: .content peak "
-                  f"{client['content']['peak'] / MiB:.1f} MiB, iter_content peak "
-                  f"{client['iter_content']['peak'] / MiB:.2f} MiB", "", "Targets:"]
-    for t in results["targets"]:
-        lines.append(f"  [{'met' if t['met'] else 'MISSED'}] {t['name']}: {t['target']}")
-        lines.append(f"      measured: {t['measured']}")
+def format_table(results: BenchResults) -> str:
+    """The size series, the chunk sweep, client memory and the targets, as text."""
+    machine, chunks, client = results.machine, results.chunks, results.client_memory
+    sizes = tables.format_table(
+        _size_rows(results.sizes), right=("body", "TTFB ms", "total ms", "MiB/s", "worker RSS +MB"),
+        title=f"Body sizes, each request on a fresh worker ({_runs(results.config.repeats)}):")
+    sweep = tables.format_table(
+        _chunk_rows(chunks), right=CHUNK_COLUMNS,
+        title=f"Chunk sizes, {_mib(chunks.bytes)} streamed "
+              f"(HttpResponse, same rows: {_rate(chunks.plain.throughput)}):")
+    lines = [f"{machine.cpus} CPUs; load average (1 min) before "
+             f"{_load(machine.load_average_before)}, after {_load(machine.load_average)}",
+             "", sizes, "", sweep, "",
+             f"Client memory for {_mib(client.bytes)}: .content peak "
+             f"{client.content.peak / MiB:.1f} MiB, iter_content peak "
+             f"{client.iter_content.peak / MiB:.2f} MiB", "", "Targets:"]
+    for t in results.targets:
+        lines.append(f"  [{'met' if t.met else 'MISSED'}] {t.name}: {t.target}")
+        lines.append(f"      measured: {t.measured}")
     return "\n".join(lines)
+
+
+def _runs(repeats: int) -> str:
+    return "one run" if repeats == 1 else f"median of {repeats} runs"
+
+
+def _size_rows(sizes: SizeSeries) -> list[dict[str, str]]:
+    return [{"kind": LABELS[kind], "body": _mib(p.bytes), "TTFB ms": f"{p.ttfb_s * 1000:.1f}",
+             "total ms": f"{p.total_s * 1000:.0f}", "MiB/s": f"{p.throughput / MiB:.1f}",
+             "worker RSS +MB": f"{p.worker_rss_delta / 1e6:.1f}"}
+            for kind in KINDS for p in sizes.points(kind)]
+
+
+
+def _chunk_rows(chunks: ChunkSweep) -> list[dict[str, str]]:
+    return [dict(zip(CHUNK_COLUMNS, (
+        str(p.chunk_rows), f"{p.chunk_bytes / KiB:.1f}", f"{p.throughput / MiB:.1f}",
+        f"{p.generation_throughput / MiB:.1f}", f"{p.share:.0%}", f"{p.server_cpu_s:.2f}",
+        f"{p.client_cpu_s:.2f}", f"{p.generation_cpu_s:.2f}"), strict=True))
+        for p in chunks.points]

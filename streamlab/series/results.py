@@ -9,7 +9,12 @@ Each measuring notebook ends by recording its headline figures:
 which writes ``build/results/04_measuring_ttfb_and_memory.json`` with the
 versions it was measured against. Notebook 08 reads them all back with
 ``load_all()`` (or ``gather()``, which adds the headline figures of
-``make bench``); nothing in its summary is typed in.
+``make bench``), one ``Recorded`` per source; nothing in its summary is typed in.
+
+Each file carries ``SCHEMA_VERSION``. A file of another version (or one
+written before files were versioned) is left out with a warning that names
+the notebook to run again; the wrap-up then lists that notebook as not
+measured yet, as if it had never run.
 
 The wrap-up checks its decision guide against these numbers with
 ``Evidence``: a claim is a function of recorded figures, and it is either
@@ -19,19 +24,22 @@ not been run here).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from ..environment import package_versions
+from ..measurement.bench_results import BenchResults
 from ..paths import NOTEBOOK_DIR, PROJECT_ROOT
+from ..schema import SchemaError, check_schema_version, decode
 from ..tables import format_table
 from .notebooks import series
 
@@ -39,6 +47,10 @@ RESULTS_DIR = PROJECT_ROOT / "build" / "results"
 BENCH_RESULTS = PROJECT_ROOT / "build" / "bench" / "results.json"
 BENCH = "bench"  # the key of ``make bench``'s figures in ``gather()``
 MiB = 2**20
+
+SCHEMA_VERSION = 1
+"""The layout of a notebook's results file (``Recorded.to_dict()``). Raise it when a
+field of ``Recorded`` or ``Figure`` changes its name, type or meaning."""
 
 
 @dataclass
@@ -59,6 +71,61 @@ class Figure:
         else:
             text = str(value)
         return f"{text} {self.unit}".strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recorded:
+    """What one source recorded: a notebook's figures, or the headline figures of ``make bench``.
+
+    ``notebook`` is the source's key: the notebook's file name without
+    ``.ipynb``, or ``BENCH``. ``path`` is the file it was read from; it is not
+    written into the file.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    notebook: str
+    recorded: str
+    versions: dict[str, str | None]
+    figures: list[Figure]
+    path: str | None = field(default=None, compare=False)
+
+    @property
+    def label(self) -> str:
+        """The short name of the source: the notebook's number, or ``bench``."""
+        return label(self.notebook)
+
+    def names(self) -> list[str]:
+        return [f.name for f in self.figures]
+
+    def figure(self, name: str) -> Figure | None:
+        """The figure called ``name``, or None if this source did not record one."""
+        return next((f for f in self.figures if f.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["path"]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "recorded results") -> Recorded:
+        """Read back what ``to_dict`` gave; a ``SchemaError`` for anything else."""
+        remedy = (f"run notebooks/{Path(source).stem}.ipynb again" if source.endswith(".json")
+                  else "run its notebook again")
+        check_schema_version(data, SCHEMA_VERSION, source, remedy)
+        return decode(cls, data, source)
+
+    @classmethod
+    def load(cls, path: Path) -> Recorded:
+        """Read one notebook's results file; a ``SchemaError`` if this version cannot."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except ValueError as exc:
+            raise SchemaError(f"{path} is not JSON ({exc}): run "
+                              f"notebooks/{Path(path).stem}.ipynb again.") from None
+        return dataclasses.replace(cls.from_dict(data, str(path)), path=str(path))
 
 
 def results_dir() -> Path:
@@ -100,34 +167,41 @@ def record(notebook: str, figures: Iterable[Figure], directory: Path | None = No
     figures = _checked(notebook, list(figures))
     directory = results_dir() if directory is None else directory
     directory.mkdir(parents=True, exist_ok=True)
-    data = {
-        "notebook": notebook,
-        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": {
+    recorded = Recorded(
+        notebook=notebook,
+        recorded=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        versions={
             "python": platform.python_version(),
             "django": version("django"),
             "gunicorn": version("gunicorn"),
         },
-        "figures": [asdict(f) for f in figures],
-    }
+        figures=figures,
+    )
     path = directory / f"{notebook}.json"
     # Written whole, then renamed: a reader never sees half a file.
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n")
+    partial.write_text(recorded.to_json())
     partial.replace(path)
     return path
 
 
-def load_all(directory: Path | None = None) -> dict[str, dict]:
-    """Every notebook's recorded results, keyed by notebook name, in series order."""
+def load_all(directory: Path | None = None) -> dict[str, Recorded]:
+    """Every notebook's recorded results, keyed by notebook name, in series order.
+
+    A file this version cannot read (another schema version) is left out with a
+    warning saying which notebook to run again; ``missing()`` then lists it.
+    """
     directory = results_dir() if directory is None else directory
     if not directory.exists():
         return {}
     results = {}
     for path in sorted(directory.glob("[0-9][0-9]_*.json")):
-        data = json.loads(path.read_text())
-        data["figures"] = [Figure(**f) for f in data["figures"]]
-        results[data["notebook"]] = data
+        try:
+            recorded = Recorded.load(path)
+        except SchemaError as exc:
+            warnings.warn(f"{exc} Until then it counts as not measured.", stacklevel=2)
+            continue
+        results[recorded.notebook] = recorded
     return results
 
 
@@ -140,76 +214,77 @@ def format_figures(figures: Iterable[Figure]) -> str:
 # -- make bench -----------------------------------------------------------------
 
 
-def load_bench(path: Path | None = None) -> dict[str, Any] | None:
-    """The benchmark's full results (``scripts/bench.py``), or None if it has not been run."""
+def load_bench(path: Path | None = None) -> BenchResults | None:
+    """The benchmark's full results (``scripts/bench.py``), or None if it has not been run.
+
+    A ``SchemaError`` if the file is from another version of the benchmark.
+    """
     path = bench_results_path() if path is None else path
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    return BenchResults.load(path)
 
 
-def bench_figures(bench: Mapping[str, Any]) -> list[Figure]:
+def bench_figures(bench: BenchResults) -> list[Figure]:
     """The headline figures of a benchmark run, read from its results.
 
     The names stay the same whatever sizes the run used (default or ``--full``),
     so the wrap-up can look them up; the sizes go into ``shows``.
     """
-    streaming, plain = bench["sizes"]["streaming"][-1], bench["sizes"]["plain"][-1]
-    client, chunks = bench["client_memory"], bench["chunks"]
-    smallest = min(chunks["points"], key=lambda p: p["chunk_rows"])
-    best = max(chunks["points"], key=lambda p: p["throughput"])
-    missed = [t["name"] for t in bench["targets"] if not t["met"]]
-    medians = f"median of {streaming['repeats']}"
-    capped = " (the plain view's row cap)" if plain["rows"] < streaming["rows"] else ""
+    streaming, plain = bench.sizes.streaming[-1], bench.sizes.plain[-1]
+    client, chunks = bench.client_memory, bench.chunks
+    smallest, best = chunks.smallest(), chunks.best()
+    missed = [t.name for t in bench.targets if not t.met]
+    medians = f"median of {streaming.repeats}"
+    capped = " (the plain view's row cap)" if plain.rows < streaming.rows else ""
     return [
-        Figure("first byte, streamed, largest body", streaming["ttfb_s"], "s",
-               f"{streaming['bytes'] / MiB:,.0f} MiB body, {medians}"),
-        Figure("first byte, HttpResponse, largest body", plain["ttfb_s"], "s",
-               f"{plain['bytes'] / MiB:,.0f} MiB body{capped}, {medians}"),
+        Figure("first byte, streamed, largest body", streaming.ttfb_s, "s",
+               f"{streaming.bytes / MiB:,.0f} MiB body, {medians}"),
+        Figure("first byte, HttpResponse, largest body", plain.ttfb_s, "s",
+               f"{plain.bytes / MiB:,.0f} MiB body{capped}, {medians}"),
         Figure("worker memory rise, streamed, largest body",
-               streaming["worker_rss_delta"] / MiB, "MiB",
-               f"{streaming['bytes'] / MiB:,.0f} MiB body"),
+               streaming.worker_rss_delta / MiB, "MiB", f"{streaming.bytes / MiB:,.0f} MiB body"),
         Figure("worker memory rise, HttpResponse, largest body",
-               plain["worker_rss_delta"] / MiB, "MiB", f"{plain['bytes'] / MiB:,.0f} MiB body"),
-        Figure("client memory peak, .content", client["content"]["peak"] / MiB, "MiB",
-               f"{client['bytes'] / MiB:,.0f} MiB body held whole"),
-        Figure("client memory peak, iter_content", client["iter_content"]["peak"] / MiB, "MiB",
-               f"{client['iter_content']['read_size'] // 1024} KiB reads"),
-        Figure("throughput, smallest chunks", smallest["throughput"] / MiB, "MiB/s",
-               f"{smallest['chunk_rows']} row(s) per chunk"),
-        Figure("throughput, best chunk size", best["throughput"] / MiB, "MiB/s",
-               f"{best['chunk_rows']} rows per chunk"),
-        Figure("targets met", f"{len(bench['targets']) - len(missed)} of {len(bench['targets'])}",
+               plain.worker_rss_delta / MiB, "MiB", f"{plain.bytes / MiB:,.0f} MiB body"),
+        Figure("client memory peak, .content", client.content.peak / MiB, "MiB",
+               f"{client.bytes / MiB:,.0f} MiB body held whole"),
+        Figure("client memory peak, iter_content", client.iter_content.peak / MiB, "MiB",
+               f"{client.iter_content.read_size // 1024} KiB reads"),
+        Figure("throughput, smallest chunks", smallest.throughput / MiB, "MiB/s",
+               f"{smallest.chunk_rows} row(s) per chunk"),
+        Figure("throughput, best chunk size", best.throughput / MiB, "MiB/s",
+               f"{best.chunk_rows} rows per chunk"),
+        Figure("targets met", f"{len(bench.targets) - len(missed)} of {len(bench.targets)}",
                "", "missed: " + ", ".join(missed) if missed else "every target of make bench"),
     ]
 
 
-def bench_result(bench: Mapping[str, Any], source: Path | None = None) -> dict[str, Any]:
-    """A benchmark run in the shape ``load_all()`` gives a notebook's results."""
-    return {
-        "notebook": BENCH,
-        "recorded": bench["created"],
-        "versions": dict(bench["machine"]["versions"]),
-        "figures": bench_figures(bench),
-        "source": str(source or bench_results_path()),
-    }
+def bench_result(bench: BenchResults, source: Path | None = None) -> Recorded:
+    """A benchmark run as a source of figures, like a notebook's ``Recorded``."""
+    return Recorded(
+        notebook=BENCH,
+        recorded=bench.created,
+        versions=dict(bench.machine.versions),
+        figures=bench_figures(bench),
+        path=str(source or bench_results_path()),
+    )
 
 
-def gather(directory: Path | None = None, bench_path: Path | None = None) -> dict[str, dict]:
+def gather(directory: Path | None = None, bench_path: Path | None = None) -> dict[str, Recorded]:
     """Every notebook's results in series order, then the benchmark's, if it has been run.
 
-    A benchmark file in an older format is left out with a warning rather than
-    stopping the wrap-up.
+    A file this version cannot read is left out with a warning that says what to
+    run again, rather than stopping the wrap-up; it then counts as not measured.
     """
     results = load_all(directory)
     path = bench_results_path() if bench_path is None else bench_path
-    bench = load_bench(path)
+    try:
+        bench = load_bench(path)
+    except SchemaError as exc:
+        warnings.warn(f"{exc} Until then it counts as not measured.", stacklevel=2)
+        bench = None
     if bench is not None:
-        try:
-            results[BENCH] = bench_result(bench, path)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            warnings.warn(f"{path} is not in the format this version reads ({exc!r}); "
-                          "run `make bench` again to include it.", stacklevel=2)
+        results[BENCH] = bench_result(bench, path)
     return results
 
 
@@ -229,7 +304,7 @@ def recording_notebooks(directory: Path = NOTEBOOK_DIR) -> list[str]:
     return stems
 
 
-def missing(results: Mapping[str, dict], expected: Iterable[str] | None = None) -> list[str]:
+def missing(results: Mapping[str, object], expected: Iterable[str] | None = None) -> list[str]:
     """The recording notebooks (default: all of them) with nothing in ``results`` yet."""
     expected = recording_notebooks() if expected is None else expected
     return [stem for stem in expected if stem not in results]
@@ -249,34 +324,34 @@ def label(key: str) -> str:
     return key if key == BENCH else key[:2]
 
 
-def _versions_note(data: Mapping[str, Any], installed: Mapping[str, str | None] | None) -> str:
-    differences = version_differences(data["versions"], installed)
+def _versions_note(data: Recorded, installed: Mapping[str, str | None] | None) -> str:
+    differences = version_differences(data.versions, installed)
     if not differences:
         return "as installed"
     return "DIFFERENT: " + ", ".join(f"{name} {was} (now {now})"
                                      for name, (was, now) in differences.items())
 
 
-def _other_versions(data: Mapping[str, Any], installed: Mapping[str, str | None] | None) -> str:
+def _other_versions(data: Recorded, installed: Mapping[str, str | None] | None) -> str:
     """Empty when measured with the installed versions, else what it was measured with."""
-    differences = version_differences(data["versions"], installed)
+    differences = version_differences(data.versions, installed)
     return ", ".join(f"{name} {was}" for name, (was, _) in differences.items())
 
 
 def provenance(
-    results: Mapping[str, dict], installed: Mapping[str, str | None] | None = None
+    results: Mapping[str, Recorded], installed: Mapping[str, str | None] | None = None
 ) -> list[dict[str, str]]:
     """One row per source: when it was measured, with which versions, and whether they
     are the ones installed now."""
     installed = package_versions() if installed is None else installed
-    return [{"source": key, "recorded": str(data["recorded"]),
-             **{name: str(data["versions"].get(name)) for name in ("python", "django", "gunicorn")},
+    return [{"source": key, "recorded": data.recorded,
+             **{name: str(data.versions.get(name)) for name in ("python", "django", "gunicorn")},
              "versions": _versions_note(data, installed)}
             for key, data in results.items()]
 
 
 def summary_rows(
-    results: Mapping[str, dict], installed: Mapping[str, str | None] | None = None
+    results: Mapping[str, Recorded], installed: Mapping[str, str | None] | None = None
 ) -> list[dict[str, str]]:
     """Every recorded figure as a table row. The last column, ``other versions``, is empty
     for a figure measured with the installed versions, and names the ones it was
@@ -285,7 +360,7 @@ def summary_rows(
     rows = []
     for key, data in results.items():
         other = _other_versions(data, installed)
-        for figure in data["figures"]:
+        for figure in data.figures:
             rows.append({"from": label(key), "figure": figure.name, "value": figure.formatted(),
                          "shows": figure.shows, "other versions": other})
     return rows
@@ -302,6 +377,10 @@ class MissingResult(LookupError):
         self.source = source
 
 
+class UnknownFigure(LookupError):
+    """A claim asks a source for a figure it did not record: a name out of step."""
+
+
 Claim = Callable[["Evidence"], bool]
 
 
@@ -310,11 +389,11 @@ class Evidence:
 
     ``evidence("01", "big CSV, first byte, streamed")`` returns the value. A
     source that has recorded nothing raises ``MissingResult``; a source that has
-    recorded, but not that name, raises ``KeyError``: the claim and the notebook
-    disagree about the figure's name, which should fail loudly.
+    recorded, but not that name, raises ``UnknownFigure``: the claim and the
+    notebook disagree about the figure's name, which should fail loudly.
     """
 
-    def __init__(self, results: Mapping[str, dict]):
+    def __init__(self, results: Mapping[str, Recorded]):
         self.results = results
         self._read: list[tuple[str, Figure]] = []
 
@@ -325,16 +404,20 @@ class Evidence:
     def has(self, source: str) -> bool:
         return self.key(source) is not None
 
-    def figure(self, source: str, name: str) -> Figure:
+    def _recorded(self, source: str) -> Recorded:
         key = self.key(source)
         if key is None:
             raise MissingResult(source)
-        for figure in self.results[key]["figures"]:
-            if figure.name == name:
-                return figure
-        names = [f.name for f in self.results[key]["figures"]]
-        raise KeyError(f"{key} recorded no figure named {name!r} (it has {names}); "
-                       f"re-run {key} or fix the name.")
+        return self.results[key]
+
+    def figure(self, source: str, name: str) -> Figure:
+        recorded = self._recorded(source)
+        figure = recorded.figure(name)
+        if figure is None:
+            raise UnknownFigure(f"{recorded.notebook} recorded no figure named {name!r} "
+                                f"(it has {recorded.names()}); re-run {recorded.notebook} "
+                                "or fix the name.")
+        return figure
 
     def __call__(self, source: str, name: str) -> float | int | str | bool:
         figure = self.figure(source, name)
@@ -344,10 +427,7 @@ class Evidence:
     def get(self, source: str, name: str, default: Any = None) -> Any:
         """The value, or ``default`` if ``source`` recorded without it: for a figure a
         notebook records only where it could measure it (nginx, where installed)."""
-        key = self.key(source)
-        if key is None:
-            raise MissingResult(source)
-        if not any(f.name == name for f in self.results[key]["figures"]):
+        if self._recorded(source).figure(name) is None:
             return default
         return self(source, name)
 
