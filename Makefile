@@ -1,11 +1,15 @@
 # Streaming HTTP responses in Django, explained and measured.
 #   make run    install what is missing, execute every notebook, render HTML
 #   make test   install what is missing, run the tests
+#   make test-fast  the quick tier (under 3 min): views, wire, helpers, project checks;
+#               no notebook execution, reliability, hygiene, exposure or browser tests
 #   make lab    open the series in JupyterLab
 #   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=)
 #   make bench  measure TTFB, memory and throughput; results in build/bench/
 #   make slides reveal.js slides of every notebook in build/slides/
+#   make readme-figures  README's reliability table from build/reliability/figures.json
 #   make clean  remove build artefacts (keeps the virtual environment)
+#   make help   this list
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +20,7 @@ WORKER_CLASS ?= sync
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test lab serve bench slides lint clean distclean
+.PHONY: install run test test-fast lab serve bench slides lint readme-figures help clean distclean
 
 install: $(STAMP)
 
@@ -33,6 +37,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The tier is set in tests/conftest.py (the `slow` marker).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
@@ -47,6 +55,13 @@ slides: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# After a whole `make test` run: render the README's reliability table from its figures.
+readme-figures: $(STAMP)
+	$(PY) scripts/reliability_table.py
+
+help:
+	@sed -n 's/^#   //p' Makefile
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache demo_app/*.sqlite3

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from support.browser import CHROMIUM_ARGS, chromium_path, run_notebook_in_lab
 
-from streamlab.paths import NOTEBOOK_DIR, PROJECT_ROOT
+from streamlab.paths import NOTEBOOK_DIR
 from streamlab.servers.jupyter import JupyterServer
 from streamlab.servers.process import still_running
 
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(
 def test_notebook_00_runs_in_jupyterlab(tmp_path):
     name = "00_start_here.ipynb"
     shutil.copy(NOTEBOOK_DIR / name, tmp_path / name)  # the committed notebook stays clean
-    screenshot = PROJECT_ROOT / "build" / "browser" / "00_start_here.png"
+    # Next to the copy, in pytest's temporary folder (kept for the last three runs).
+    screenshot = tmp_path / "screenshots" / "00_start_here.png"
     with JupyterServer(name="t-lab", root_dir=tmp_path) as lab:
         with playwright.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -39,6 +40,6 @@ def test_notebook_00_runs_in_jupyterlab(tmp_path):
     assert not_run == [], f"cells that did not run: {not_run}"
     text = "".join(o.get("text", "") for c in code for o in c.outputs)
     assert "Transfer-Encoding: chunked" in text
-    assert screenshot.stat().st_size > 10_000
+    assert screenshot.stat().st_size > 10_000, f"see {screenshot}"
     # The kernel, and any server the notebook started, went with JupyterLab.
     assert still_running(descendants) == []

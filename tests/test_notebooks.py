@@ -6,6 +6,7 @@ import re
 import pytest
 
 from streamlab.series.notebooks import CELL_TIMEOUT, run, series
+from streamlab.series.results import recording_notebooks
 
 NOTEBOOKS = series()
 BINDER_BUDGET = 1536 * 2**20  # bytes; Binder's limit is about 2 GB
@@ -21,7 +22,9 @@ def test_the_series_exists():
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path):
+def test_notebook_executes(path, results_elsewhere):
+    # No out_dir: the executed copy stays in memory. What the notebook records goes to the
+    # tests' temporary folder (conftest.py sets $STREAMLAB_RESULTS_DIR), not build/results/.
     result = run(path, timeout=CELL_TIMEOUT)
     assert result.ok, f"{path.name} failed: {result.error}"
     code = [cell for cell in result.notebook.cells if cell.cell_type == "code"]
@@ -29,6 +32,8 @@ def test_notebook_executes(path):
     assert any(cell.get("outputs") for cell in code)
     # Binder gives about 2 GB: the kernel and every server it starts stay well below.
     assert result.peak_rss < BINDER_BUDGET, f"peak {result.peak_rss / 2**20:.0f} MiB"
+    if path.stem in recording_notebooks():
+        assert (results_elsewhere / "results" / f"{path.stem}.json").exists()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

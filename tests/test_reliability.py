@@ -9,6 +9,8 @@
   random point; each generator's ``finally`` block reports how it ended
   (``GeneratorExit`` from WSGI's ``close()``, ``CancelledError`` under ASGI),
   no worker dies, and memory and open file descriptors return to baseline.
+  The body is far larger than the socket buffers can hold, so no server can
+  finish sending before its client leaves, however loaded the machine.
 * Load: 32 concurrent full downloads, every body checked, on a threaded and an
   ASGI configuration; the sync worker's behaviour under the same load is
   measured and reported too.
@@ -27,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -238,7 +241,12 @@ def test_hostile_requests(server, figures):
 
 ABORTS = 100
 EXPORT_ABORTS = 20  # aborted database exports on the WSGI workers (a cursor to clean up)
-ABORT_ROWS, ABORT_CHUNK_ROWS, ABORT_DELAY_MS = 10_000, 100, 1
+# Each client leaves at a random point of the first 80% of a 10,000-row body (about 140 kB),
+# while the server has far more to send: ABORT_ROWS rows, about 20 MB.
+ABORT_WITHIN = int(csvgen.csv_size(10_000) * 0.8)
+ABORT_ROWS, ABORT_CHUNK_ROWS, ABORT_DELAY_MS = 1_000_000, 100, 1
+# The client's SO_RCVBUF (see hostile.abort_download); the kernel grants at most twice this.
+ABORT_RECEIVE_BUFFER = 16 * 1024
 # The streaming twin that matches the server, and how its generator must end when the
 # client leaves: WSGI servers call the response's close(), which raises GeneratorExit
 # in the generator; under ASGI, Django cancels the task that iterates it.
@@ -249,20 +257,39 @@ TWINS = {
 }
 
 
+def _most_a_server_can_send_ahead() -> int:
+    """Bytes a server can write past what a client has read, before its next write blocks.
+
+    The client's receive buffer (fixed by abort_download), the server's kernel send buffer
+    (TCP autotuning stops at tcp_wmem's maximum; an explicit SO_SNDBUF at twice wmem_max),
+    and what the worker holds itself: one chunk under WSGI (Gunicorn writes each with a
+    blocking sendall), under ASGI the transport's buffer up to its high-water mark (64 KiB)
+    before Gunicorn waits for it to drain. 1 MiB covers the worker's part generously.
+    """
+    try:
+        autotuned = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+        explicit = 2 * int(Path("/proc/sys/net/core/wmem_max").read_text())
+        send_buffer = max(autotuned, explicit)
+    except (OSError, ValueError, IndexError):  # not Linux: assume a large buffer
+        send_buffer = 16 * MiB
+    return 2 * ABORT_RECEIVE_BUFFER + send_buffer + MiB
+
+
 def _abort_once(server: DemoServer, number: int, seed: int) -> dict:
     """Abandon one download at a random point, then check that the next request works."""
     path, _ = TWINS[server.worker_class]
     rng = random.Random(seed * 1000 + number)
-    size = csvgen.csv_size(ABORT_ROWS)
     tag = server.events.tag(f"abort{number}")
     url = server.url(f"{path}?rows={ABORT_ROWS}&chunk_rows={ABORT_CHUNK_ROWS}"
                      f"&delay_ms={ABORT_DELAY_MS}&tag={tag}")
-    left = hostile.abort_download(url, rng.randint(1, int(size * 0.8)), reset=rng.random() < 0.5)
+    left = hostile.abort_download(url, rng.randint(1, ABORT_WITHIN), reset=rng.random() < 0.5,
+                                  receive_buffer=ABORT_RECEIVE_BUFFER)
     event = server.events.wait(tag, timeout=15)
     following = requests.get(server.url(f"{path}?rows=50"), timeout=30)
     return {
         "ending": event["outcome"] if event else None,
         "left_after": left["body_bytes_received"],
+        "receive_buffer": left["receive_buffer"],
         "next_ok": following.status_code == 200 and following.text == csvgen.csv_text(50),
     }
 
@@ -273,6 +300,21 @@ def _abort_export(server: DemoServer, number: int) -> bool:
     hostile.abort_download(url, rng.randint(1, 40_000), reset=rng.random() < 0.5)
     following = requests.get(server.url("/export/streaming?rows=5"), timeout=30)
     return following.status_code == 200 and following.text.count("\n") == 6
+
+
+def test_the_aborted_body_cannot_be_sent_before_the_client_leaves():
+    """What makes the count of cleanups below exact, on a machine however loaded.
+
+    A body that fits in the socket buffers can be written whole before a client that
+    stopped reading gets round to closing, and its generator then completes: that is
+    real behaviour, not a leak, but it would make the count depend on scheduling. Here
+    the server can never get that far ahead: its write blocks until the client has gone,
+    and then fails, so every generator is still producing when its client leaves and
+    ends through the cleanup (GeneratorExit, CancelledError), not by completing.
+    """
+    ahead = _most_a_server_can_send_ahead()
+    assert csvgen.csv_size(ABORT_ROWS) > ABORT_WITHIN + 2 * ahead, (
+        f"ABORT_ROWS is too small for this machine's socket buffers ({ahead:,} bytes ahead)")
 
 
 def test_aborted_downloads_clean_up(server, figures):
@@ -320,6 +362,8 @@ def test_aborted_downloads_clean_up(server, figures):
     assert endings == {ending: ABORTS}, endings
     assert all(r["next_ok"] for r in results) and all(exports)
     assert min(r["left_after"] for r in results) >= 1  # every generator had started
+    # Every client left with the small window that keeps the server from finishing first.
+    assert max(r["receive_buffer"] for r in results) <= 2 * ABORT_RECEIVE_BUFFER
     assert same_workers and trouble == [], trouble[:10]
     assert fds_after <= fds, f"{fds_after - fds} file descriptors more than before"
     assert growth <= RSS_ALLOWANCE[worker_class], f"worker RSS grew {growth / MiB:.1f} MiB"

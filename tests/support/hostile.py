@@ -6,10 +6,10 @@ the answers:
 
 * ``demo_urls()`` finds every URL of the demo app through Django's own URL
   resolver (``demo_app.urls``), and for each one the query parameters its view
-  reads, with their bounds. They are read from the view's source: calls to
-  ``demo_app.params.int_param(request, "rows", ..., minimum=..., maximum=...)``
-  and ``request.GET.get[list]("tag")``, in the view and in the demo-app helpers
-  it calls. A view added later is covered without editing anything here.
+  accepts, with their bounds and defaults: the view's own declaration,
+  ``view.query_params`` (``demo_app.params.query_params``), with any bound
+  that is a setting read now. A view added later is covered without editing
+  anything here.
 * ``corpus()`` turns that table into requests, each with the answer it must
   get: bad values for every parameter (non-numeric, negative, huge, float,
   unicode, repeated, percent-encoding tricks), values for parameters the view
@@ -29,14 +29,11 @@ worker class, with the reason next to it.
 
 from __future__ import annotations
 
-import ast
 import inspect
 import os
 import re
 import socket
 import struct
-import sys
-import textwrap
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +41,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from streamlab.wire.chunked import decode_chunked
-from streamlab.wire.framing import body_bytes, is_chunked
+from streamlab.wire.framing import IncompleteResponse, body_bytes, is_chunked, split_responses
 from streamlab.wire.http1 import RawResponse, build_request, exchange
 
 HOST = "127.0.0.1"
@@ -163,102 +160,17 @@ def allowed_methods(view: object) -> tuple[str, ...] | None:
 
 
 def view_params(view: object) -> tuple[Param, ...]:
-    """The query parameters ``view`` reads, found in its source and its helpers' sources."""
-    from demo_app.params import int_param
+    """The query parameters ``view`` declares (``view.query_params``), settings read now."""
+    from demo_app import params
 
-    found: dict[str, Param] = {}
-    _scan(inspect.unwrap(view), int_param, found, set(), _package_of(view))
-    return tuple(found.values())
-
-
-def _package_of(obj: object) -> str:
-    return getattr(inspect.unwrap(obj), "__module__", "").split(".")[0]
-
-
-def _scan(obj: object, int_param: object, found: dict[str, Param], seen: set[int],
-          package: str) -> None:
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
-    except (OSError, TypeError, SyntaxError):
-        return
-    namespace = vars(sys.modules[obj.__module__])
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call | ast.Subscript):
-            continue
-        get_name = _query_get_name(node)
-        if get_name is not None:
-            found.setdefault(get_name, Param(get_name, "text"))
-            continue
-        if not isinstance(node, ast.Call):
-            continue
-        target = _lookup(node.func, namespace)
-        if target is int_param:
-            param = _int_param_call(node, namespace)
-            if param is not None:
-                found[param.name] = param  # an int_param call says more than a bare GET read
-        elif (inspect.isfunction(target) or inspect.isclass(target)) and (
-            getattr(target, "__module__", "").split(".")[0] == package
-        ):
-            _scan(target, int_param, found, seen, package)
-
-
-def _lookup(node: ast.expr, namespace: Mapping[str, object]) -> object:
-    if isinstance(node, ast.Name):
-        return namespace.get(node.id)
-    if isinstance(node, ast.Attribute):
-        base = _lookup(node.value, namespace)
-        return None if base is None else getattr(base, node.attr, None)
-    return None
-
-
-def _query_get_name(node: ast.Call | ast.Subscript) -> str | None:
-    """``"tag"`` for ``request.GET.get("tag")``, ``.getlist("tag")`` or ``request.GET["tag"]``."""
-    if isinstance(node, ast.Call):
-        func = node.func
-        if (isinstance(func, ast.Attribute) and func.attr in ("get", "getlist")
-                and isinstance(func.value, ast.Attribute) and func.value.attr == "GET"
-                and node.args and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)):
-            return node.args[0].value
-        return None
-    if (isinstance(node.value, ast.Attribute) and node.value.attr == "GET"
-            and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
-        return node.slice.value
-    return None
-
-
-def _int_param_call(node: ast.Call, namespace: Mapping[str, object]) -> Param | None:
-    """The Param of ``int_param(request, "name", default, minimum=..., maximum=...)``."""
-    args = node.args
-    if len(args) < 2 or not isinstance(args[1], ast.Constant) or not isinstance(args[1].value, str):
-        return None
-    keywords = {k.arg: _value(k.value, namespace) for k in node.keywords}
-    default = _value(args[2], namespace) if len(args) > 2 else keywords.get("default")
-    return Param(args[1].value, "int", default, keywords.get("minimum"), keywords.get("maximum"))
-
-
-_OPERATORS = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__,
-              ast.Pow: int.__pow__, ast.FloorDiv: int.__floordiv__}
-
-
-def _value(node: ast.expr, namespace: Mapping[str, object]) -> int | None:
-    """The value of a simple expression (a number, a constant, ``settings.X``, ``-X``, ``a*b``)."""
-    if isinstance(node, ast.Constant):
-        value = node.value
-    elif isinstance(node, ast.Name | ast.Attribute):
-        value = _lookup(node, namespace)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _value(node.operand, namespace)
-        value = None if inner is None else -inner
-    elif isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        left, right = _value(node.left, namespace), _value(node.right, namespace)
-        value = None if None in (left, right) else _OPERATORS[type(node.op)](left, right)
-    else:
-        value = None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    found = []
+    for declared in getattr(view, "query_params", ()):
+        if isinstance(declared, params.Param):
+            minimum, maximum = declared.bounds()
+            found.append(Param(declared.name, "int", declared.default_value(), minimum, maximum))
+        else:
+            found.append(Param(declared.name, "text"))
+    return tuple(found)
 
 
 # -- What a response must look like -----------------------------------------------------------
@@ -676,35 +588,15 @@ class Answer:
 
 def split(raw: RawResponse, methods: Sequence[str]) -> Answer:
     """Split what came back into responses (interim 1xx ones dropped), each by its framing."""
-    data = raw.data
-    responses: list[RawResponse] = []
-    bodies: list[bytes] = []
-    index = 0
-    while data:
-        head, sep, after = data.partition(b"\r\n\r\n")
-        if not sep:
-            return Answer(_statuses(responses), responses, bodies, data, "incomplete head")
-        response = RawResponse(head + sep + after, raw.closed_by_server, raw.elapsed_s)
-        try:
-            status = response.status
-        except (IndexError, ValueError):
-            return Answer(_statuses(responses), responses, bodies, data, "no status line")
-        method = methods[min(index, len(methods) - 1)]
-        try:
-            framed = body_bytes(response, method)
-        except ValueError as error:
-            return Answer(_statuses(responses), responses, bodies, data, str(error))
-        length = len(head) + len(sep) + len(framed)
-        if status >= 200:  # a 100 Continue comes before the real response
-            declared = response.headers.get("Content-Length")
-            if declared is not None and method != "HEAD" and len(framed) < int(declared):
-                return Answer(_statuses(responses), responses, bodies, data, "body cut short")
-            responses.append(RawResponse(data[:length], raw.closed_by_server, raw.elapsed_s))
-            bodies.append(decode_chunked(framed).data if is_chunked(response) and framed
-                          else framed)
-            index += 1
-        data = data[length:]
-    return Answer(_statuses(responses), responses, bodies)
+    try:
+        responses, leftover, error = split_responses(raw.data, methods), b"", None
+    except IncompleteResponse as incomplete:
+        responses, leftover, error = incomplete.responses, incomplete.rest, incomplete.reason
+    bodies = []
+    for index, response in enumerate(responses):
+        framed = body_bytes(response, methods[min(index, len(methods) - 1)])
+        bodies.append(decode_chunked(framed).data if is_chunked(response) and framed else framed)
+    return Answer(_statuses(responses), responses, bodies, leftover, error)
 
 
 def _statuses(responses: Sequence[RawResponse]) -> Statuses:
@@ -818,17 +710,30 @@ def run(hostiles: Iterable[Hostile], port: int, worker_class: str, *, host: str 
 
 
 def abort_download(url: str, body_bytes_wanted: int, *, reset: bool = False,
-                   timeout: float = 30.0) -> dict[str, object]:
+                   timeout: float = 30.0, receive_buffer: int | None = 16 * 1024,
+                   ) -> dict[str, object]:
     """GET ``url``, read until ``body_bytes_wanted`` body bytes have arrived, then leave.
 
     ``reset`` closes with an RST (SO_LINGER 0), as a killed client does; otherwise
-    the socket is closed normally (FIN). Returns what was received.
+    the socket is closed normally (FIN). ``receive_buffer`` is set as SO_RCVBUF
+    before connecting, which fixes the window the client offers (Linux doubles
+    the value and stops tuning it): once the client stops reading, the server
+    can get at most that, plus its own send buffer, ahead of what was read, and
+    then its write blocks. Returns what was received, and the receive buffer
+    the kernel granted (``receive_buffer``, in bytes).
     """
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     received = bytearray()
     head_end = -1
-    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        parts.hostname, parts.port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as sock:
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(timeout)
+        sock.connect(address)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         sock.sendall(build_request(target, parts.netloc))
         while True:
             data = sock.recv(65536)
@@ -846,4 +751,5 @@ def abort_download(url: str, body_bytes_wanted: int, *, reset: bool = False,
         "body_bytes_received": max(len(received) - head_end - 4, 0) if head_end >= 0 else 0,
         "status_line": bytes(received[: received.find(b"\r\n")]).decode("latin-1"),
         "finished_first": head_end >= 0 and received.endswith(b"0\r\n\r\n"),
+        "receive_buffer": granted,
     }

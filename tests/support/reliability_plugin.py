@@ -7,7 +7,12 @@ The reliability, hygiene and exposure tests load this plugin with
   leaks, leftover processes) before they assert on them, so the figures are
   printed whether the run passes or fails;
 * one summary line per area in pytest's terminal summary (``make test`` does
-  not pass ``-s``), and the same figures in ``build/reliability/figures.json``;
+  not pass ``-s``), and the same figures in ``build/reliability/figures.json``
+  when every test that records a figure ran (a whole ``make test``), else in
+  ``figures-partial.json`` beside it, so that a partial run (``-k``, one file)
+  never replaces the whole run's report. That report is the test suite's, not
+  a learner's result; the README's table is rendered from it
+  (``scripts/reliability_table.py``);
 * ``project_processes()``: the Gunicorn, nginx, Jupyter, kernel and watchdog
   processes this test session started and that are still running. Every
   process started during the session inherits ``STREAMLAB_TEST_SESSION`` from
@@ -38,6 +43,10 @@ SESSION = uuid.uuid4().hex
 os.environ[SESSION_ENV] = SESSION
 
 FIGURES_PATH = PROJECT_ROOT / "build" / "reliability" / "figures.json"
+PARTIAL_PATH = FIGURES_PATH.with_name("figures-partial.json")
+# The modules whose tests record figures: all of their tests must run for a whole report.
+FIGURE_MODULES = ("test_reliability.py", "test_hygiene.py", "test_exposure.py",
+                  "test_notebooks.py")
 LAST_TEST = "test_hygiene.py::test_no_process_survives_the_suite"
 AREAS = ("bad input", "disconnects", "load", "load (sync worker)", "process hygiene", "exposure")
 # Labels that read first in their area's line, in this order; others follow as recorded.
@@ -102,10 +111,18 @@ class Figures:
         return [self.line(area) for area in ordered]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            area: {**values, **({"notes": self.notes[area]} if area in self.notes else {})}
-            for area, values in self.areas.items()
-        }
+        """What figures.json holds: per area, each label's value, then the area's "notes"
+        and, under "singular", the name of a count of 1 where it is not the label."""
+        data: dict[str, Any] = {}
+        for area, values in self.areas.items():
+            data[area] = dict(values)
+            if area in self.notes:
+                data[area]["notes"] = self.notes[area]
+            singular = {label: self.singular[label] for label in values
+                        if self.singular.get(label, label) != label}
+            if singular:
+                data[area]["singular"] = singular
+        return data
 
 
 _figures = Figures()
@@ -117,18 +134,42 @@ def figures() -> Figures:
     return _figures
 
 
+class _Coverage:
+    """Which of the tests that record figures were selected, left out, and run to the end."""
+
+    def __init__(self) -> None:
+        self.selected: set[str] = set()
+        self.modules: set[str] = set()
+        self.deselected = 0
+        self.finished: set[str] = set()
+
+    def whole(self) -> bool:
+        return (set(FIGURE_MODULES) <= self.modules and not self.deselected
+                and self.selected <= self.finished)
+
+
+_coverage = _Coverage()
+
+
+def _figure_module(nodeid: str) -> bool:
+    return nodeid.split("::")[0].rsplit("/", 1)[-1] in FIGURE_MODULES
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
     if not _figures.areas:
         return
     terminalreporter.write_sep("=", "reliability figures")
     for line in _figures.lines():
         terminalreporter.write_line(line)
+    whole = _coverage.whole() and exitstatus != pytest.ExitCode.INTERRUPTED
+    path = FIGURES_PATH if whole else PARTIAL_PATH
     try:
-        FIGURES_PATH.parent.mkdir(parents=True, exist_ok=True)
-        FIGURES_PATH.write_text(json.dumps(_figures.as_dict(), indent=2) + "\n")
-        terminalreporter.write_line(f"(also in {FIGURES_PATH.relative_to(PROJECT_ROOT)})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_figures.as_dict(), indent=2) + "\n")
+        what = "" if whole else f"; a partial run: {FIGURES_PATH.name} is left as it was"
+        terminalreporter.write_line(f"(also in {path.relative_to(PROJECT_ROOT)}{what})")
     except OSError as error:
-        terminalreporter.write_line(f"(could not write {FIGURES_PATH}: {error})")
+        terminalreporter.write_line(f"(could not write {path}: {error})")
 
 
 @pytest.hookimpl(trylast=True)
@@ -138,12 +179,21 @@ def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -
     for item in last:
         items.remove(item)
         items.append(item)
+    _coverage.modules |= {item.path.name for item in items}
+    _coverage.selected |= {item.nodeid for item in items if _figure_module(item.nodeid)}
+
+
+def pytest_deselected(items: list[Any]) -> None:
+    """A test that records figures left out (``-k``, ``-m``, ``--lf``): not a whole run."""
+    _coverage.deselected += sum(_figure_module(item.nodeid) for item in items)
 
 
 def pytest_runtest_logreport(report: Any) -> None:
     """Count the notebooks executed, for the whole-suite hygiene figure."""
     if report.when == "call" and report.passed and "test_notebook_executes" in report.nodeid:
         _figures.count("process hygiene", "notebooks executed", one="notebook executed")
+    if report.when == "teardown":
+        _coverage.finished.add(report.nodeid)
 
 
 # -- The processes this session started ----------------------------------------------------
