@@ -1,4 +1,4 @@
-"""Middleware that meets a streaming response (notebook 07): two ways to get it wrong.
+"""Middleware that meets a streaming response (notebook 08): two ways to get it wrong.
 
 Both add an ``X-Body-Bytes`` header with the size of the body, the kind of
 thing a logging or metrics middleware does. Neither is for real use:

@@ -1,4 +1,4 @@
-"""Real-world downloads (notebook 07): a CSV export from the database, and a file.
+"""Real-world downloads (notebooks 07 and 08): a CSV export from the database, and a file.
 
 Each export exists twice, so the two can be measured against each other:
 

@@ -1,4 +1,4 @@
-"""URLs for real-world patterns: database export, files, middleware (notebook 07)."""
+"""URLs for real-world patterns: database export, files, middleware (notebooks 07 and 08)."""
 
 from django.urls import path
 

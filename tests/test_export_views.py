@@ -1,4 +1,4 @@
-"""The database export, file download and middleware demos of notebook 07.
+"""The database export, file download and middleware demos of notebooks 07 and 08.
 
 Parameter checks run in-process (they answer before any database access).
 Everything that reads the table runs against a real Gunicorn with its own

@@ -248,7 +248,7 @@ def test_debug_is_off_unless_asked_for(settings):
 def test_only_the_debug_lesson_turns_debug_on():
     """The library, app, scripts and tests never set DJANGO_DEBUG, so no measured
     configuration runs with DEBUG on; notebook 07 does, on purpose, to show its cost."""
-    allowed = {"demo_app/settings.py", "README.md", "notebooks/07_real_world_patterns.ipynb",
+    allowed = {"demo_app/settings.py", "README.md", "notebooks/07_rows_and_files.ipynb",
                "tests/test_exposure.py"}
     mentions = sorted(p.relative_to(PROJECT_ROOT).as_posix() for p in tracked_files()
                       if p.suffix in (".py", ".ipynb", ".md", ".yml", ".toml", ".cfg", ".sh", "")

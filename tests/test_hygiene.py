@@ -1,6 +1,6 @@
 """No server outlives what started it: a kernel restart, an interrupted cell, the whole suite.
 
-The notebooks start Gunicorn (and nginx, in notebook 07) from a Jupyter
+The notebooks start Gunicorn (and nginx, in notebook 08) from a Jupyter
 kernel. These tests do the same in a real kernel, run cell by cell through
 nbclient as ``make run`` runs the series, then do what learners do:
 

@@ -137,8 +137,8 @@ def test_the_series_notebooks_that_record():
     recording = results.recording_notebooks()
     assert {"01_two_kinds_of_response", "02_wsgi_under_the_hood", "03_on_the_wire",
             "05_workers_slow_clients_and_timeouts", "06_async_streaming",
-            "07_real_world_patterns"} <= set(recording)
-    assert "08_wrap_up" not in recording  # it only reads
+            "07_rows_and_files", "08_middleware_and_proxies"} <= set(recording)
+    assert "11_wrap_up" not in recording  # it only reads
 
 
 # -- claims checked against figures -----------------------------------------------------------
@@ -171,7 +171,7 @@ def test_evidence_fails_loudly_on_a_name_nobody_recorded(tmp_path):
     assert evidence.get("01", "nginx", default=False) is False
     assert evidence.get("01", "streamed") == 0.01
     with pytest.raises(results.MissingResult):
-        evidence.get("07", "nginx")
+        evidence.get("08", "nginx")
 
 
 # -- make bench, read back ----------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_gather_without_a_benchmark_or_with_an_old_one(tmp_path):
 def test_the_wrap_up_runs_with_nothing_recorded(tmp_path):
     env = {"STREAMLAB_RESULTS_DIR": str(tmp_path / "results"),
            "STREAMLAB_BENCH_RESULTS": str(tmp_path / "no-bench.json")}
-    run = notebooks.run(notebooks.NOTEBOOK_DIR / "08_wrap_up.ipynb", env=env)
+    run = notebooks.run(notebooks.NOTEBOOK_DIR / "11_wrap_up.ipynb", env=env)
     assert run.ok, run.error
     text = "\n".join(output.get("text", "") for cell in run.notebook.cells
                      for output in cell.get("outputs", []))
