@@ -12,6 +12,7 @@ should save them and call ``plt.close(figure)``.
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -33,6 +34,7 @@ COLORS = {"streaming": "tab:blue", "plain": "tab:orange"}
 MARKERS = {"streaming": "o", "plain": "s"}
 SIZE = (7.0, 4.2)
 TALL = (7.0, 5.0)
+PAGE = mmap.PAGESIZE  # RSS is counted in whole pages: the smallest rise it can show
 
 
 def _figure(title: str, size: tuple[float, float] = SIZE) -> tuple[Figure, Any]:
@@ -60,7 +62,7 @@ def arrival_figure(arrival: Arrival) -> tuple[Figure, str]:
                 color=COLORS[kind], label=LABELS[kind], linewidth=2)
     ax.set_xlabel("time since the request was sent (ms)")
     ax.set_ylabel("body bytes received (MiB)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left")
     streaming, plain = arrival.streaming, arrival.plain
     half = _time_to_reach(streaming.timeline, size / 2)
     plain_ttfb = plain.ttfb_s or 0.0
@@ -104,42 +106,69 @@ def ttfb_figure(sizes: SizeSeries) -> tuple[Figure, str]:
 
 
 def worker_memory_figure(sizes: SizeSeries) -> tuple[Figure, str]:
-    """The worker's peak RSS above its baseline against body size, both kinds."""
+    """The worker's peak RSS above its baseline against body size, log-log, both kinds.
+
+    The rises span decades (a few pages for a stream, hundreds of MiB for a big
+    whole body), hence both axes logarithmic. RSS grows in whole pages, so a rise
+    of less than one page cannot be told from none: such a point is drawn on the
+    one-page line with a downward triangle ("at most this"), never at zero, which
+    a log axis cannot show.
+    """
     figure, ax = _figure("Gunicorn worker memory during one request")
+    bodies = [p.bytes / MiB for p in sizes.plain + sizes.streaming]
+    span = [min(bodies), max(bodies)]
+    ax.plot(span, span, color="grey", linestyle=":", label="a rise equal to the body")
+    ax.axhline(PAGE / MiB, color="grey", linestyle="--", linewidth=1,
+               label=f"one {PAGE // KiB} KiB page: the smallest rise RSS shows")
     for kind in KINDS:
         points = sizes.points(kind)
-        ax.plot([p.bytes / MiB for p in points],
-                [p.worker_rss_delta / MiB for p in points],
-                marker=MARKERS[kind], color=COLORS[kind], label=LABELS[kind])
+        x = [p.bytes / MiB for p in points]
+        y = [max(p.worker_rss_delta, PAGE) / MiB for p in points]
+        seen = [i for i, p in enumerate(points) if p.worker_rss_delta >= PAGE]
+        ax.plot(x, y, color=COLORS[kind], marker=MARKERS[kind], markevery=seen,
+                label=LABELS[kind], zorder=3)
+        below = [(x[i], y[i]) for i in range(len(points)) if i not in seen]
+        if below:
+            ax.plot(*zip(*below, strict=True), color=COLORS[kind], linestyle="none",
+                    marker="v", markersize=9, zorder=4,
+                    label=f"{LABELS[kind]}: less than one page")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("body size (MiB, log scale)")
-    ax.set_ylabel("worker peak RSS above baseline (MiB)")
-    ax.legend(loc="upper left")
+    ax.set_ylabel("worker peak RSS above baseline (MiB, log scale)")
+    # Between the two kinds' lines is empty: the legend goes there, clear of the data.
+    ax.legend(loc="center right", bbox_to_anchor=(1.0, 0.3), fontsize="small")
     streaming, plain = sizes.streaming, sizes.plain
-    top = max(streaming, key=lambda p: p.worker_rss_delta)
+    top = max(p.worker_rss_delta for p in streaming)
+    pages = top // PAGE
     biggest = plain[-1]
     reading = (
-        f"Streaming raised the worker's memory by at most {top.worker_rss_delta / MiB:.1f} MiB "
-        f"at every size up to {_mib(streaming[-1].bytes)}; "
-        f"the whole-body response raised it by {biggest.worker_rss_delta / MiB:.0f} MiB for "
-        f"a {_mib(biggest.bytes)} body, {biggest.worker_rss_delta / biggest.bytes:.1f} "
-        "times the body's size."
+        f"Built whole, a {_mib(biggest.bytes)} body raised the worker's memory by "
+        f"{biggest.worker_rss_delta / MiB:.0f} MiB, {biggest.worker_rss_delta / biggest.bytes:.1f}"
+        f" times the body; streamed, the largest rise at any size up to "
+        f"{_mib(streaming[-1].bytes)} was {top:,} bytes ({pages} page{'s' * (pages != 1)} of "
+        f"{PAGE // KiB} KiB; a triangle on the dashed line means less than one page)."
     )
     return figure, reading
 
 
 def client_memory_figure(client: ClientMemory) -> tuple[Figure, str]:
-    """Peak Python memory of the client: ``.content`` against ``iter_content``."""
+    """Peak Python memory of the client: ``.content`` against ``iter_content``.
+
+    A linear axis: bars measure from zero, so their lengths compare only on one.
+    The small bar is labelled with its value.
+    """
     size = client.bytes
-    figure, ax = _figure(f"Client memory while downloading {_mib(size)}")
     content, pieces = client.content, client.iter_content
+    figure, ax = _figure(f"Client memory while downloading {_mib(size)}: "
+                         f".content {content.peak / size:.1f}x the body")
     names = [".content", f"iter_content({pieces.read_size // KiB} KiB)"]
     peaks = [content.peak / MiB, pieces.peak / MiB]
     bars = ax.bar(names, peaks, color=["tab:red", "tab:green"], width=0.5)
-    ax.bar_label(bars, labels=[f"{p:.2f} MiB" for p in peaks])
+    ax.bar_label(bars, labels=[f"{p:.2f} MiB" for p in peaks], padding=2)
     ax.axhline(size / MiB, color="grey", linestyle="--", label=f"body size ({_mib(size)})")
-    ax.set_yscale("log")
-    ax.set_ylabel("peak traced Python memory (MiB, log scale)")
+    ax.set_ylim(0, max(peaks) * 1.15)
+    ax.set_ylabel("peak traced Python memory (MiB)")
     ax.set_xlabel("how the client reads the body (requests)")
     ax.legend(loc="upper right")
     reading = (
@@ -151,23 +180,26 @@ def client_memory_figure(client: ClientMemory) -> tuple[Figure, str]:
 
 
 def chunk_throughput_figure(chunks: ChunkSweep) -> tuple[Figure, str]:
-    """Streaming throughput against rows per chunk, with the in-process ceiling."""
+    """Streaming throughput against rows per chunk: one message, batch your rows.
+
+    Only what that message needs: the streamed throughput (median, bars from the
+    slowest to the fastest run) and, as the ceiling it climbs towards, the speed
+    of producing the same rows in-process with no HTTP at all.
+    """
     points = chunks.points
     rows = [p.chunk_rows for p in points]
-    figure, ax = _figure(f"Throughput against chunk size ({_mib(chunks.bytes)} streamed)",
-                         TALL)
+    per_row, best = chunks.smallest(), chunks.best()
+    slower = best.throughput / per_row.throughput
+    figure, ax = _figure(f"Batch your rows: {_rows(per_row.chunk_rows)} per chunk streams "
+                         f"{slower:.0f} times slower", TALL)
     ax.plot(rows, [p.generation_best / MiB for p in points],
             color="grey", linestyle="--", marker=".",
-            label="ceiling: producing the rows in-process, fastest run (no HTTP)")
+            label="ceiling: producing the rows in-process (no HTTP)")
     medians = [p.throughput / MiB for p in points]
     spread = [[m - min(p.throughput_runs) / MiB for m, p in zip(medians, points, strict=True)],
               [max(p.throughput_runs) / MiB - m for m, p in zip(medians, points, strict=True)]]
     ax.errorbar(rows, medians, yerr=spread, color=COLORS["streaming"], marker="o", capsize=3,
-                label="StreamingHttpResponse over HTTP (median, bars: min to max)")
-    ax.axhline(chunks.plain.throughput / MiB, color=COLORS["plain"], linestyle=":",
-               label="HttpResponse, same rows (whole body)")
-    default = chunks.default_chunk_rows
-    ax.axvline(default, color="black", alpha=0.3, label=f"default chunk_rows = {default}")
+                label="StreamingHttpResponse (median; bars: slowest to fastest run)")
     ax.set_xscale("log")
     ax.set_ylim(bottom=0)
     ax.set_xlabel("rows per chunk (log scale; one row is about 20 bytes)")
@@ -175,14 +207,12 @@ def chunk_throughput_figure(chunks: ChunkSweep) -> tuple[Figure, str]:
     top = ax.secondary_xaxis(
         "top", functions=(lambda r: r * chunks.bytes / chunks.rows / KiB,
                           lambda k: k * KiB * chunks.rows / chunks.bytes))
-    top.set_xlabel("chunk size (KiB)")
-    figure.legend(loc="outside lower center", ncols=2, fontsize="small")
-    per_row = chunks.smallest()
-    best = chunks.best()
+    top.set_xlabel("chunk size (KiB, log scale)")
+    ax.legend(loc="lower right", fontsize="small")
     reading = (
         f"{_rows(per_row.chunk_rows)} per chunk moved {per_row.throughput / MiB:.1f} MiB/s, "
-        f"{best.throughput / per_row.throughput:.0f} times slower than the best chunk "
-        f"size ({best.chunk_rows} rows, about {best.chunk_bytes / KiB:.0f} KiB: "
+        f"{slower:.0f} times slower than the best chunk size "
+        f"({best.chunk_rows} rows, about {best.chunk_bytes / KiB:.0f} KiB: "
         f"{best.throughput / MiB:.1f} MiB/s, "
         f"{best.share:.0%} of producing the same rows in-process, median against median)."
     )
@@ -202,3 +232,246 @@ def all_figures(results: BenchResults) -> dict[str, tuple[Figure, str]]:
         "client_memory": client_memory_figure(results.client_memory),
         "throughput_vs_chunk_size": chunk_throughput_figure(results.chunks),
     }
+
+
+# -- Notebook 08: idle and total timeouts --------------------------------------------------------
+
+
+def idle_timeout_figure(runs: dict[str, Any], idle_timeout_s: float) -> tuple[Figure, str]:
+    """Body bytes against time for streams read with ``proxies.read_stream``, whole or cut.
+
+    ``runs`` maps a label to a ``StreamRead``. Each line ends where the server
+    closed the connection: a dot if the body was whole, a cross if it was cut.
+    A cut run that had gone silent for ``idle_timeout_s`` met an idle timeout;
+    one that never had, a total timeout.
+    """
+    figure, ax = _figure(f"Idle or total timeout: which streams are cut "
+                         f"(idle limit {idle_timeout_s:g} s)")
+    groups: dict[str, list[str]] = {"idle": [], "total": [], "whole": []}
+    for label, run in runs.items():
+        t, received = zip(*run.timeline, strict=True)
+        # A cut run is dashed and drawn on top: it may retrace the start of a whole one.
+        (line,) = ax.step([*t, run.elapsed_s], [*received, received[-1]], where="post",
+                          linewidth=2 if run.complete else 2.5,
+                          linestyle="-" if run.complete else "--", zorder=2 if run.complete else 3,
+                          label=f"{label}: {'whole' if run.complete else 'cut'}")
+        ax.plot(run.elapsed_s, received[-1], "o" if run.complete else "X", markersize=10,
+                color=line.get_color(), zorder=4)
+        group = "whole" if run.complete else (
+            "idle" if run.longest_silence_s >= 0.9 * idle_timeout_s else "total")
+        groups[group].append(f"{label} ({run.elapsed_s:.1f} s, longest silence "
+                             f"{run.longest_silence_s:.2f} s)")
+    ax.set_xlabel("time since the request was sent (s)")
+    ax.set_ylabel("body bytes received (chunk framing included)")
+    ax.legend(loc="upper left", fontsize="small")
+    reading = (f"Cut after a silence of about {idle_timeout_s:g} s: "
+               f"{'; '.join(groups['idle']) or 'none'}. Cut though never that silent (a total "
+               f"timeout): {'; '.join(groups['total']) or 'none'}. "
+               f"Whole: {'; '.join(groups['whole']) or 'none'}.")
+    return figure, reading
+
+
+# -- Notebooks 05 and 06: worker classes, and Django's ASGI handler -----------------------------
+
+WORKER_COLORS = {"sync": "tab:red", "gthread": "tab:blue", "gevent": "tab:purple",
+                 "asgi": "tab:green"}
+
+
+def request_timeline_figure(timelines: list[Any]) -> tuple[Figure, str]:
+    """One row per worker class: the long stream and the probes sent while it ran.
+
+    ``timelines`` are ``workers.Timeline`` objects. A probe is a dot where it
+    was sent and, if it waited (``Span.waited``), a red bar up to its answer.
+    """
+    figure, ax = _figure(f"A {timelines[0].stream.seconds:.0f} s stream and "
+                         f"{len(timelines[0].probes)} probes, one worker process each",
+                         size=(8.0, 1.1 + 0.9 * len(timelines)))
+    for row, timeline in enumerate(timelines):
+        stream = timeline.stream
+        ax.barh(row - 0.2, stream.seconds, left=stream.sent_s, height=0.25, color="tab:gray",
+                label="the stream" if row == 0 else None)
+        for k, probe in enumerate(timeline.probes):
+            y = row + 0.1 + 0.15 * k
+            color = "tab:red" if probe.waited else "tab:green"
+            ax.barh(y, probe.seconds, left=probe.sent_s, height=0.12, color=color)
+            ax.plot(probe.sent_s, y, "o", color=color, markersize=5)
+    ax.plot([], [], "o-", color="tab:green", label="probe answered at once")
+    ax.plot([], [], "o-", color="tab:red", label="probe waited (bar: until answered)")
+    ax.set_yticks(range(len(timelines)), [t.worker_class for t in timelines])
+    ax.invert_yaxis()
+    ax.set_xlabel("time since the stream was requested (s)")
+    ax.set_ylabel("worker class")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    blocked = [t.worker_class for t in timelines if all(p.waited for p in t.probes)]
+    free = [t for t in timelines if not any(p.waited for p in t.probes)]
+    slowest = max((p.seconds for t in free for p in t.probes), default=0.0)
+    reading = (f"Every probe waited for the end of the stream on: {', '.join(blocked) or 'none'}; "
+               f"none waited on {', '.join(t.worker_class for t in free) or 'none'} "
+               f"(slowest answer {_ms(slowest)}).")
+    return figure, reading
+
+
+def heartbeat_figure(timelines: list[Any], timeout_s: float | None = None) -> tuple[Figure, str]:
+    """The age of each worker's heartbeat while the same stream ran on it."""
+    figure, ax = _figure("How long ago each worker last said it was alive, during a stream")
+    for timeline in timelines:
+        t, age = zip(*timeline.heartbeat, strict=True)
+        ax.plot(t, age, color=WORKER_COLORS.get(timeline.worker_class), linewidth=2,
+                label=timeline.worker_class)
+    if timeout_s is not None:
+        ax.axhline(timeout_s, ls="--", color="black", label=f"a --timeout of {timeout_s:g} s")
+    ax.set_xlabel("time since the stream was requested (s)")
+    ax.set_ylabel("heartbeat age (s)")
+    ax.legend(loc="upper left", fontsize="small")
+    ages = {t.worker_class: t.max_heartbeat_age_s for t in timelines}
+    oldest = max(ages, key=ages.__getitem__)
+    others = max(age for kind, age in ages.items() if kind != oldest)
+    reading = (f"The {oldest} worker's heartbeat aged with the stream, to {ages[oldest]:.1f} s; "
+               f"the others' never passed {others:.1f} s.")
+    return figure, reading
+
+
+def iterator_matrix_figure(matrix: list[dict[str, Any]]) -> tuple[Figure, str]:
+    """First and last byte, and the worker's memory rise, for each server and iterator pair.
+
+    ``matrix`` is ``workers.run_matrix``'s list of rows (every row the same body).
+    """
+    body_mib = matrix[0]["nbytes"] / MiB
+    labels = [f"{r['kind']} + {r['iterator'].split()[0]}\n"
+              f"({'matching' if r['matched'] else 'mismatched'})" for r in matrix]
+    x = list(range(len(matrix)))
+    figure, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    ax_time.bar([i - 0.2 for i in x], [r["ttfb_s"] for r in matrix], 0.4,
+                label="time to first byte")
+    ax_time.bar([i + 0.2 for i in x], [r["total_s"] for r in matrix], 0.4, label="total time")
+    ax_time.set(ylabel="time since the request (s)", title="When the body arrived")
+    ax_mem.bar(x, [r["worker_rss_delta_mib"] for r in matrix], 0.5, color="tab:gray",
+               label="worker RSS rise")
+    ax_mem.axhline(body_mib, ls="--", color="tab:red", label=f"body size ({body_mib:.0f} MiB)")
+    ax_mem.set(ylabel="worker RSS rise (MiB)", title="Worker memory during the request")
+    for ax in (ax_time, ax_mem):
+        ax.set_xticks(x, labels)
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.3)
+        ax.legend(loc="upper center", ncol=2)
+    figure.suptitle(f"Only matching pairs stream ({body_mib:.0f} MiB body, same bytes in "
+                    "every case)")
+    matched = [r for r in matrix if r["matched"]]
+    mismatched = [r for r in matrix if not r["matched"]]
+    reading = (
+        f"Matching pairs sent their first byte after at most "
+        f"{_ms(max(r['ttfb_s'] for r in matched))} and their worker grew by at most "
+        f"{max(r['worker_rss_delta_mib'] for r in matched):.1f} MiB; mismatched pairs waited "
+        f"at least {min(r['ttfb_s'] / r['total_s'] for r in mismatched):.0%} of their total "
+        f"time and grew by at least {min(r['worker_rss_delta_mib'] for r in mismatched):.1f} "
+        f"MiB, for a body of {body_mib:.1f} MiB."
+    )
+    return figure, reading
+
+
+def chunk_layout_figure(chunk_sizes: dict[str, list[int]]) -> tuple[Figure, str]:
+    """How one body was cut into chunks on the wire: one row per server, one segment per chunk."""
+    total = sum(next(iter(chunk_sizes.values())))
+    figure, ax = _figure(f"One yielded item of {_mib(total)}, as chunks on the wire",
+                         size=(8.0, 1.2 + 0.8 * len(chunk_sizes)))
+    for row, sizes in enumerate(chunk_sizes.values()):
+        offsets = [sum(sizes[:i]) / MiB for i in range(len(sizes))]
+        ax.broken_barh(list(zip(offsets, [s / MiB for s in sizes], strict=True)),
+                       (row - 0.3, 0.6), facecolors=["tab:blue", "tab:orange"] * len(sizes),
+                       edgecolor="white")
+    ax.plot([], [], "s", color="tab:blue", label="one chunk (colours alternate)")
+    ax.set_yticks(range(len(chunk_sizes)), list(chunk_sizes))
+    ax.invert_yaxis()
+    ax.set_xlabel("position in the body (MiB)")
+    ax.set_ylabel("server")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    reading = "; ".join(f"{label}: {len(sizes)} chunk{'s' if len(sizes) > 1 else ''}, the "
+                        f"largest {max(sizes) / KiB:,.0f} KiB"
+                        for label, sizes in chunk_sizes.items())
+    return figure, reading + "."
+
+
+# -- Notebook 07: rows and files ----------------------------------------------------------------
+
+
+def download_arrival_figure(
+    timelines: dict[str, list[tuple[float, int]]], title: str
+) -> tuple[Figure, str]:
+    """Body bytes received against time, one line per download (notebook 07).
+
+    ``timelines`` maps a label to a ``Measurement.timeline``: (seconds, bytes so far).
+    """
+    figure, ax = _figure(title)
+    styles = ["-", "--", ":", "-."]
+    for number, (label, timeline) in enumerate(timelines.items()):
+        t, received = zip(*timeline, strict=True)
+        ax.step([x * 1000 for x in t], [b / MiB for b in received], where="post",
+                linestyle=styles[number % len(styles)], linewidth=2, label=label)
+    ax.set_xlabel("time since the request was sent (ms)")
+    ax.set_ylabel("body bytes received (MiB)")
+    ax.set_ylim(bottom=0)
+    figure.legend(loc="outside lower center", ncols=min(len(timelines), 2), fontsize="small")
+    firsts = []
+    for label, timeline in timelines.items():
+        first = next((t for t, received in timeline if received > 0), timeline[-1][0])
+        firsts.append(f"{_ms(first)} ({label}, all of it by {_ms(timeline[-1][0])})")
+    return figure, "The first bytes arrived after " + "; ".join(firsts) + "."
+
+
+def file_send_cpu_figure(cpu: dict[str, tuple[float, float]], what: str) -> tuple[Figure, str]:
+    """Worker CPU seconds, user and system stacked, per way of sending a file (notebook 07).
+
+    A linear axis: bars measure from zero. ``cpu`` maps a label to (user, system).
+    """
+    labels = list(cpu)[::-1]  # the first entry on top
+    user = [cpu[label][0] for label in labels]
+    system = [cpu[label][1] for label in labels]
+    figure, ax = _figure(f"Gunicorn sync worker CPU time: {what}", (7.0, 3.4))
+    ax.barh(labels, user, color="tab:orange", label="user: Python and Gunicorn's own code")
+    ax.barh(labels, system, left=user, color="tab:blue",
+            label="system: the kernel reading the file and writing the socket")
+    ax.set_xlabel("worker CPU seconds")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.grid(False, axis="y")
+    figure.legend(loc="outside lower center", ncols=1, fontsize="small")
+    least = min(cpu, key=lambda label: cpu[label][0])
+    most = max(cpu, key=lambda label: cpu[label][0])
+    reading = (
+        f"User CPU, the worker's own work: {cpu[least][0]:.2f} s for {least}, "
+        f"{cpu[most][0]:.2f} s for {most}. In all (user + system): "
+        + ", ".join(f"{label} {sum(cpu[label]):.2f} s" for label in cpu) + "."
+    )
+    return figure, reading
+
+
+def file_memory_figure(rises: dict[str, dict[int, int]]) -> tuple[Figure, str]:
+    """Worker peak RSS rise against file size, log-log, one line per setup (notebook 07).
+
+    ``rises`` maps a label to {file size in MiB: rise in bytes}. As in
+    ``worker_memory_figure``, a rise under one page is drawn on the one-page
+    line with a downward triangle ("at most this"), never at zero.
+    """
+    figure, ax = _figure("Gunicorn worker memory while sending a file")
+    sizes = sorted({size for points in rises.values() for size in points})
+    ax.plot(sizes, sizes, color="grey", linestyle=":", label="a rise equal to the file")
+    ax.axhline(PAGE / MiB, color="grey", linestyle="--", linewidth=1,
+               label=f"one {PAGE // KiB} KiB page: the smallest rise RSS shows")
+    markers = ["o", "s", "^", "D"]
+    for number, (label, points) in enumerate(rises.items()):
+        x = sorted(points)
+        y = [max(points[size], PAGE) / MiB for size in x]
+        (line,) = ax.plot(x, y, label=label, zorder=3)
+        for xi, yi, size in zip(x, y, x, strict=True):
+            small = points[size] < PAGE
+            ax.plot(xi, yi, color=line.get_color(), zorder=4, markersize=8,
+                    marker="v" if small else markers[number % len(markers)])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("file size (MiB, log scale)")
+    ax.set_ylabel("worker peak RSS above baseline (MiB, log scale)")
+    figure.legend(loc="outside lower center", ncols=2, fontsize="small")
+    largest = sizes[-1]
+    reading = f"For the {largest} MiB file the worker's memory rose by " + ", ".join(
+        f"{points[largest] / MiB:.1f} MiB ({label})" for label, points in rises.items()
+        if largest in points
+    ) + "."
+    return figure, reading
