@@ -466,6 +466,8 @@ def file_memory_figure(rises: dict[str, dict[int, int]]) -> tuple[Figure, str]:
                     marker="v" if small else markers[number % len(markers)])
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(sizes, [str(size) for size in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("file size (MiB, log scale)")
     ax.set_ylabel("worker peak RSS above baseline (MiB, log scale)")
     figure.legend(loc="outside lower center", ncols=2, fontsize="small")

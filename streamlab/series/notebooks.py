@@ -122,11 +122,54 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+# JupyterLab's lab template, with what JupyterLab shows folded also folded on the page:
+# a solution cell (tagged ``solution``) whole, input and output, under "Solution"; the
+# input of any other cell whose source is hidden (``jupyter.source_hidden``) under "Code".
+# A plain <details> element: it opens with a click and needs no JavaScript.
+FOLDED_TEMPLATE = "streamlab_folded.html.j2"
+_FOLDED = """{%- extends 'index.html.j2' -%}
+{%- block codecell -%}
+{%- if 'solution' in cell.metadata.get('tags', []) -%}
+<details class="streamlab-solution"><summary>Solution</summary>
+{{ super() }}
+</details>
+{%- else -%}
+{{ super() }}
+{%- endif -%}
+{%- endblock codecell -%}
+{%- block input_group -%}
+{%- if cell.metadata.get('jupyter', {}).get('source_hidden')
+      and 'solution' not in cell.metadata.get('tags', []) -%}
+<details class="streamlab-code"><summary>Code</summary>
+{{ super() }}
+</details>
+{%- else -%}
+{{ super() }}
+{%- endif -%}
+{%- endblock input_group -%}
+{%- block extra_css -%}
+<style>
+details.streamlab-solution, details.streamlab-code { margin: 0.5em 0; }
+details.streamlab-solution > summary, details.streamlab-code > summary {
+  cursor: pointer; font-weight: 600; color: var(--jp-ui-font-color1, #333); }
+</style>
+{%- endblock extra_css -%}
+"""
+
+
 def render_html(nb: nbformat.NotebookNode, destination: Path) -> Path:
-    """Write ``nb`` (already executed) as a standalone HTML page."""
+    """Write ``nb`` (already executed) as a standalone HTML page, solutions folded.
+
+    A learner meets an exercise before its solution: the solution cell (tag
+    ``solution``) is rendered inside a closed ``<details>`` that opens on a click,
+    as it is collapsed in JupyterLab (``source_hidden``) and skipped in the slides.
+    """
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    exporter = HTMLExporter(extra_loaders=[DictLoader({FOLDED_TEMPLATE: _FOLDED})],
+                            template_file=FOLDED_TEMPLATE)
+    body, _ = exporter.from_notebook_node(nb)
     destination.write_text(body, encoding="utf-8")
     return destination
 

@@ -17,27 +17,38 @@ the notebook to run again; the wrap-up then lists that notebook as not
 measured yet, as if it had never run.
 
 The wrap-up checks its decision guide against these numbers with
-``Evidence``: a claim is a function of recorded figures, and it is either
-backed by them, contradicted by them, or not measured yet (its notebook has
-not been run here).
+``Evidence``: a claim is a function of recorded figures, and it either holds,
+is contradicted by them, or is not measured yet: its notebook has not been
+run here, or ran without recording a figure the claim needs (nginx where it
+is not installed, a figure renamed since). A claim never holds on figures
+that are not there. ``GUIDE`` and ``HEADLINES`` are the wrap-up's claims and
+its table of headline figures.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import os
 import platform
+import re
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from ..environment import package_versions
-from ..measurement.bench_results import BenchResults
+from ..measurement.bench_results import (
+    BenchResults,
+    ChunkCosts,
+    ChunkSweep,
+    ClientMemory,
+    SizeSeries,
+)
 from ..paths import NOTEBOOK_DIR, PROJECT_ROOT
 from ..schema import SchemaError, check_schema_version, decode
 from ..tables import format_table
@@ -225,19 +236,21 @@ def load_bench(path: Path | None = None) -> BenchResults | None:
     return BenchResults.load(path)
 
 
-def bench_figures(bench: BenchResults) -> list[Figure]:
-    """The headline figures of a benchmark run, read from its results.
+def measurement_figures(
+    sizes: SizeSeries, client: ClientMemory, chunks: ChunkSweep, costs: ChunkCosts | None = None
+) -> list[Figure]:
+    """The headline figures of notebook 04's measurements, which ``make bench`` repeats.
 
-    The names stay the same whatever sizes the run used (default or ``--full``),
-    so the wrap-up can look them up; the sizes go into ``shows``.
+    One list for both, so the wrap-up finds the same names whichever ran; the
+    sizes go into ``shows``. The default chunk size and the fixed cost of a
+    chunk are included when the sweep measured them.
     """
-    streaming, plain = bench.sizes.streaming[-1], bench.sizes.plain[-1]
-    client, chunks = bench.client_memory, bench.chunks
+    streaming, plain = sizes.streaming[-1], sizes.plain[-1]
     smallest, best = chunks.smallest(), chunks.best()
-    missed = [t.name for t in bench.targets if not t.met]
-    medians = f"median of {streaming.repeats}"
+    default = chunks.by_rows().get(chunks.default_chunk_rows)
+    medians = f"median of {streaming.repeats}, fresh worker"
     capped = " (the plain view's row cap)" if plain.rows < streaming.rows else ""
-    return [
+    figures = [
         Figure("first byte, streamed, largest body", streaming.ttfb_s, "s",
                f"{streaming.bytes / MiB:,.0f} MiB body, {medians}"),
         Figure("first byte, HttpResponse, largest body", plain.ttfb_s, "s",
@@ -254,6 +267,23 @@ def bench_figures(bench: BenchResults) -> list[Figure]:
                f"{smallest.chunk_rows} row(s) per chunk"),
         Figure("throughput, best chunk size", best.throughput / MiB, "MiB/s",
                f"{best.chunk_rows} rows per chunk"),
+    ]
+    if default is not None:
+        figures.append(Figure("throughput, default chunk size", default.throughput / MiB,
+                              "MiB/s", f"{default.chunk_rows} rows per chunk"))
+    if costs is not None:
+        figures.append(Figure("fixed CPU cost of one chunk",
+                              (costs.per_chunk_server_s + costs.per_chunk_client_s) * 1e6, "µs",
+                              "worker + client"))
+    return figures
+
+
+def bench_figures(bench: BenchResults) -> list[Figure]:
+    """The headline figures of a benchmark run, read from its results: notebook 04's, and
+    how many of the benchmark's targets were met."""
+    missed = [t.name for t in bench.targets if not t.met]
+    return [
+        *measurement_figures(bench.sizes, bench.client_memory, bench.chunks),
         Figure("targets met", f"{len(bench.targets) - len(missed)} of {len(bench.targets)}",
                "", "missed: " + ", ".join(missed) if missed else "every target of make bench"),
     ]
@@ -299,7 +329,7 @@ def recording_notebooks(directory: Path = NOTEBOOK_DIR) -> list[str]:
     for path in series(directory):
         cells = json.loads(path.read_text())["cells"]
         code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        if f'record("{path.stem}"' in code:
+        if re.search(rf"""record\(\s*["']{re.escape(path.stem)}["']""", code):
             stems.append(path.stem)
     return stems
 
@@ -351,11 +381,16 @@ def provenance(
 
 
 def summary_rows(
-    results: Mapping[str, Recorded], installed: Mapping[str, str | None] | None = None
+    results: Mapping[str, Recorded],
+    installed: Mapping[str, str | None] | None = None,
+    expected: Iterable[str] | None = None,
 ) -> list[dict[str, str]]:
-    """Every recorded figure as a table row. The last column, ``other versions``, is empty
-    for a figure measured with the installed versions, and names the ones it was
-    measured with otherwise."""
+    """Every recorded figure as a table row, then one ``not measured yet`` row for each
+    expected notebook (default: every recording notebook) that recorded nothing.
+
+    The last column, ``other versions``, is empty for a figure measured with the
+    installed versions, and names the ones it was measured with otherwise.
+    """
     installed = package_versions() if installed is None else installed
     rows = []
     for key, data in results.items():
@@ -363,22 +398,50 @@ def summary_rows(
         for figure in data.figures:
             rows.append({"from": label(key), "figure": figure.name, "value": figure.formatted(),
                          "shows": figure.shows, "other versions": other})
+    for stem in missing(results, expected):
+        rows.append({"from": label(stem), "figure": "-",
+                     "value": f"not measured yet: run notebooks/{stem}.ipynb",
+                     "shows": "", "other versions": ""})
     return rows
+
+
+def folded(summary: str, text: str) -> str:
+    """HTML for a block that stays folded until clicked: ``text`` (a plain-text table)
+    under a ``summary`` line. It folds alike in JupyterLab and in the rendered pages."""
+    return (f"<details><summary>{html.escape(summary)}</summary>"
+            f"<pre>{html.escape(text)}</pre></details>")
 
 
 # -- claims backed by the figures ----------------------------------------------------------
 
 
-class MissingResult(LookupError):
-    """A claim needs figures from a source that has not recorded anything yet."""
+NOT_MEASURED = "not measured yet"
+
+
+class NotMeasured(LookupError):
+    """A claim needs a figure that is not there; ``reason`` says what to do about it."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(reason)
+        self.source = source
+        self.reason = reason
+
+
+class MissingResult(NotMeasured):
+    """The source has recorded nothing yet: its notebook (or ``make bench``) has not run."""
 
     def __init__(self, source: str):
-        super().__init__(f"nothing recorded yet by {source}")
-        self.source = source
+        how = "make bench" if source == BENCH else f"notebook {source}"
+        super().__init__(source, f"run {how}")
 
 
-class UnknownFigure(LookupError):
-    """A claim asks a source for a figure it did not record: a name out of step."""
+class AbsentFigure(NotMeasured):
+    """The source recorded, but not this figure: it could not measure it here (nginx not
+    installed), or the figure's name changed since (re-run the notebook, or fix the name)."""
+
+    def __init__(self, recorded: Recorded, name: str):
+        super().__init__(recorded.label, f"{recorded.label} recorded no {name!r}")
+        self.name = name
 
 
 Claim = Callable[["Evidence"], bool]
@@ -387,15 +450,17 @@ Claim = Callable[["Evidence"], bool]
 class Evidence:
     """Recorded figures looked up by source (``"01"``, ``"bench"``) and name.
 
-    ``evidence("01", "big CSV, first byte, streamed")`` returns the value. A
-    source that has recorded nothing raises ``MissingResult``; a source that has
-    recorded, but not that name, raises ``UnknownFigure``: the claim and the
-    notebook disagree about the figure's name, which should fail loudly.
+    ``evidence("01", "big CSV, first byte, streamed")`` returns the value, or
+    raises ``NotMeasured`` when it is not there: ``MissingResult`` if the source
+    recorded nothing, ``AbsentFigure`` if it recorded without that name. There is
+    no default value on purpose: a claim about nginx must not hold because nginx
+    never ran.
     """
 
     def __init__(self, results: Mapping[str, Recorded]):
         self.results = results
         self._read: list[tuple[str, Figure]] = []
+        self._wanted: list[str] = []
 
     def key(self, source: str) -> str | None:
         """The results key for a notebook number (``"05"``) or ``"bench"``, if recorded."""
@@ -404,54 +469,224 @@ class Evidence:
     def has(self, source: str) -> bool:
         return self.key(source) is not None
 
-    def _recorded(self, source: str) -> Recorded:
+    def figure(self, source: str, name: str) -> Figure:
+        """The recorded ``Figure``; ``NotMeasured`` if it is not there."""
         key = self.key(source)
         if key is None:
             raise MissingResult(source)
-        return self.results[key]
-
-    def figure(self, source: str, name: str) -> Figure:
-        recorded = self._recorded(source)
-        figure = recorded.figure(name)
+        figure = self.results[key].figure(name)
         if figure is None:
-            raise UnknownFigure(f"{recorded.notebook} recorded no figure named {name!r} "
-                                f"(it has {recorded.names()}); re-run {recorded.notebook} "
-                                "or fix the name.")
+            raise AbsentFigure(self.results[key], name)
         return figure
 
     def __call__(self, source: str, name: str) -> float | int | str | bool:
+        self._wanted.append(source)
         figure = self.figure(source, name)
         self._read.append((source, figure))
         return figure.value
 
-    def get(self, source: str, name: str, default: Any = None) -> Any:
-        """The value, or ``default`` if ``source`` recorded without it: for a figure a
-        notebook records only where it could measure it (nginx, where installed)."""
-        if self._recorded(source).figure(name) is None:
-            return default
-        return self(source, name)
-
     def check(self, claims: Mapping[str, Claim]) -> list[dict[str, str]]:
-        """Evaluate each claim against the figures: ``holds``, ``CONTRADICTED``, or not
-        measured yet. Each row lists the figures the claim read, with their values."""
+        """Evaluate each claim against the figures: ``holds``, ``CONTRADICTED``, or ``not
+        measured yet`` with what to do. Each row lists the figures the claim read."""
         rows = []
         for text, claim in claims.items():
-            self._read = []
+            self._read, self._wanted = [], []
             try:
                 result = "holds" if bool(claim(self)) else "CONTRADICTED"
-            except MissingResult as absent:
-                how = "make bench" if absent.source == BENCH else f"notebook {absent.source}"
-                result = f"not measured yet: run {how}"
-            sources = sorted({source for source, _ in self._read})
+            except NotMeasured as absent:
+                result = f"{NOT_MEASURED}: {absent.reason}"
             rows.append({
                 "claim": text,
-                "from": ", ".join(sources) or "-",
+                "from": ", ".join(sorted(set(self._wanted))) or "-",
                 "measured": " vs ".join(f.formatted() for _, f in self._read) or "-",
                 "result": result,
             })
         return rows
 
+    def values(self, source: str, names: Iterable[str]) -> str:
+        """The figures' values joined by ``vs``, or ``not measured yet`` if any is missing."""
+        try:
+            return " vs ".join(self.figure(source, name).formatted() for name in names)
+        except NotMeasured as absent:
+            return f"{NOT_MEASURED} ({absent.reason})"
+
 
 def contradicted(rows: Iterable[Mapping[str, str]]) -> list[str]:
     """The claims among ``Evidence.check`` rows that the figures contradict."""
     return [row["claim"] for row in rows if row["result"] == "CONTRADICTED"]
+
+
+def not_measured(rows: Iterable[Mapping[str, str]]) -> list[str]:
+    """The claims among ``Evidence.check`` rows that could not be checked yet."""
+    return [row["claim"] for row in rows if row["result"].startswith(NOT_MEASURED)]
+
+
+def verdict(rows: Sequence[Mapping[str, str]]) -> str:
+    """One line: how many claims hold, are contradicted, are not measured yet."""
+    held = sum(row["result"] == "holds" for row in rows)
+    return (f"{len(rows)} claims: {held} hold, {len(contradicted(rows))} contradicted, "
+            f"{len(not_measured(rows))} {NOT_MEASURED}")
+
+
+# -- the wrap-up: its headline figures and the claims of its decision guide ---------------
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One row of the wrap-up's table: figures of one source, compared side by side."""
+
+    what: str
+    source: str
+    names: tuple[str, ...]
+
+
+def _sync_gthread_asgi(name: str) -> tuple[str, ...]:
+    return tuple(f"{name}: {kind}" for kind in ("sync", "gthread", "asgi"))
+
+
+HEADLINES = [
+    Headline("first byte of the largest CSV: streamed vs built whole", "04",
+             ("first byte, streamed, largest body", "first byte, HttpResponse, largest body")),
+    Headline("worker memory rise, same CSV: streamed vs built whole", "04",
+             ("worker memory rise, streamed, largest body",
+              "worker memory rise, HttpResponse, largest body")),
+    Headline("client's peak memory: iter_content vs .content", "04",
+             ("client memory peak, iter_content", "client memory peak, .content")),
+    Headline("throughput: one row per chunk vs the best chunk size", "04",
+             ("throughput, smallest chunks", "throughput, best chunk size")),
+    Headline("/hello waiting behind a stream: sync vs gthread vs ASGI worker", "05",
+             _sync_gthread_asgi("/hello wait behind a stream")),
+    Headline("stream longer than --timeout completed: sync vs gthread vs ASGI", "05",
+             _sync_gthread_asgi("stream longer than --timeout completed")),
+    Headline("first byte: mismatched iterator/server pairs (fastest) vs matching (slowest)",
+             "06", ("first byte, mismatched pairs (fastest)",
+                    "first byte, matching pairs (slowest)")),
+    Headline("database export, first byte: streamed vs built whole", "07",
+             ("DB export, first byte, streamed", "DB export, first byte, built whole")),
+    Headline("extra worker memory with DEBUG = True", "07",
+             ("extra worker memory with DEBUG on",)),
+    Headline("streamed through jupyter-server-proxy with a browser's Accept", "08",
+             ("streamed through jupyter-server-proxy, browser Accept",)),
+    Headline("streamed through nginx with its default settings", "08",
+             ("streamed through nginx, default settings",)),
+]
+
+
+def headline_rows(evidence: Evidence, headlines: Iterable[Headline] = HEADLINES
+                  ) -> list[dict[str, str]]:
+    """The wrap-up's table: each headline's values, or ``not measured yet``, and its source."""
+    return [{"measured": h.what, "value": evidence.values(h.source, h.names), "from": h.source}
+            for h in headlines]
+
+
+def details(
+    results: Mapping[str, Recorded],
+    checked: Mapping[str, Sequence[Mapping[str, str]]],
+    installed: Mapping[str, str | None] | None = None,
+    expected: Iterable[str] | None = None,
+) -> str:
+    """The wrap-up's details as folded HTML blocks, one click away: each section's claims
+    with the figures behind them, where the numbers come from (dates and versions), what
+    has not been run here yet, and every recorded figure."""
+    installed = package_versions() if installed is None else installed
+    not_yet = missing(results, expected)
+    blocks = [folded(f"The claims: {section} ({verdict(rows)})", format_table(rows))
+              for section, rows in checked.items()]
+    sources = provenance(results, installed)
+    stale = sum(row["versions"] != "as installed" for row in sources)
+    blocks.append(folded(f"Where the numbers come from: {len(sources)} sources, {stale} "
+                         "measured with other versions than the installed ones",
+                         format_table(sources) if sources else "nothing recorded yet"))
+    todo = [f"run notebooks/{stem}.ipynb" for stem in not_yet]
+    if BENCH not in results:
+        todo.append("run `make bench` (about a minute) for the benchmark's figures")
+    blocks.append(folded(f"Not run here yet: {len(todo)}",
+                         "\n".join(todo) or "nothing: every source has recorded"))
+    figures = summary_rows(results, installed, not_yet)
+    blocks.append(folded(f"Every recorded figure ({sum(r['figure'] != '-' for r in figures)})",
+                         format_table(figures)))
+    return "\n".join(blocks)
+
+
+GUIDE: dict[str, dict[str, Claim]] = {
+    "when to stream": {
+        "large body: the first byte leaves sooner when streamed (01)": lambda v: (
+            v("01", "big CSV, first byte, streamed")
+            < v("01", "big CSV, first byte, HttpResponse")),
+        "large body: the worker's memory rises less when streamed (01)": lambda v: (
+            v("01", "big CSV, worker memory rise, streamed")
+            < v("01", "big CSV, worker memory rise, HttpResponse")),
+        "built whole, the worker's memory rises by more than the body (01)": lambda v: (
+            v("01", "big CSV, worker memory rise, HttpResponse") > v("01", "big CSV, body size")),
+        "slow producer: the first byte arrives before an HttpResponse is ready (01)": lambda v: (
+            v("01", "slow producer, first byte, streamed")
+            < v("01", "slow producer, HttpResponse ready")),
+        "largest body of 04: first byte sooner, worker memory lower, streamed": lambda v: (
+            v("04", "first byte, streamed, largest body")
+            < v("04", "first byte, HttpResponse, largest body")
+            and v("04", "worker memory rise, streamed, largest body")
+            < v("04", "worker memory rise, HttpResponse, largest body")),
+        "database export: first byte sooner, worker memory lower, streamed (07)": lambda v: (
+            v("07", "DB export, first byte, streamed")
+            < v("07", "DB export, first byte, built whole")
+            and v("07", "DB export, worker memory rise, streamed")
+            < v("07", "DB export, worker memory rise, built whole")),
+        "the client: iter_content peaks lower than .content (04)": lambda v: (
+            v("04", "client memory peak, iter_content") < v("04", "client memory peak, .content")),
+    },
+    "how to stream": {
+        "a streamed response goes out chunked (01)": lambda v: (
+            v("01", "streamed response sent chunked") is True),
+        "under Gunicorn's sync worker, one HTTP chunk per item yielded (02)": lambda v: (
+            v("02", "HTTP chunks received through Gunicorn")
+            == v("02", "body items, StreamingHttpResponse")),
+        "an HttpResponse is one item, not chunked with default middleware (02, 03)": lambda v: (
+            v("02", "body items, HttpResponse") == 1
+            and v("03", "chunked: /hello (HttpResponse), default middleware") is False),
+        "chunked framing only for HTTP/1.1 clients (03)": lambda v: (
+            v("03", "chunked: HTTP/1.1 GET, streaming")
+            and not v("03", "chunked: HTTP/1.0 client")),
+        "matching pairs stream: WSGI + sync iterator, ASGI + async iterator (06)": lambda v: (
+            v("06", "streamed: WSGI + sync iterator")
+            and v("06", "streamed: ASGI + async iterator")),
+        "batched chunks are many (5+) times faster than one row per chunk (04)": lambda v: (
+            v("04", "throughput, best chunk size") > 5 * v("04", "throughput, smallest chunks")),
+        "under WSGI, FileResponse + sendfile costs the worker less CPU (07)": lambda v: (
+            v("07", "file download, worker CPU, sendfile / generator") < 1),
+        "close() ran for a full and a cut-short body (02)": lambda v: (
+            v("02", "request_finished signals, full + cut-short body") == 2),
+    },
+    "what breaks it": {
+        "mismatched pairs do not stream: WSGI + async, ASGI + sync iterator (06)": lambda v: (
+            not v("06", "streamed: WSGI + async iterator")
+            and not v("06", "streamed: ASGI + sync iterator")),
+        "mismatched pairs: first byte later than any matching pair's (06)": lambda v: (
+            v("06", "first byte, mismatched pairs (fastest)")
+            > v("06", "first byte, matching pairs (slowest)")),
+        "mismatched pairs: the worker holds more than any matching pair (06)": lambda v: (
+            v("06", "worker memory rise, mismatched pairs (smallest)")
+            > v("06", "worker memory rise, matching pairs (largest)")),
+        "async generator under WSGI: first item after the sync one's (02)": lambda v: (
+            v("02", "first item under WSGI, async generator")
+            > v("02", "first item under WSGI, sync generator")),
+        "a stream makes /hello wait on sync, not on gthread or ASGI (05)": lambda v: (
+            v("05", "/hello wait behind a stream: sync")
+            > max(v("05", "/hello wait behind a stream: gthread"),
+                  v("05", "/hello wait behind a stream: asgi"))),
+        "longer than --timeout: cut on sync, whole on gthread and ASGI (05)": lambda v: (
+            not v("05", "stream longer than --timeout completed: sync")
+            and v("05", "stream longer than --timeout completed: gthread")
+            and v("05", "stream longer than --timeout completed: asgi")),
+        "jupyter-server-proxy holds back a browser's request (08)": lambda v: (
+            not v("08", "streamed through jupyter-server-proxy, browser Accept")),
+        "nginx with its default settings holds back a slow stream (08)": lambda v: (
+            not v("08", "streamed through nginx, default settings")),
+        "nginx cuts a stream idle longer than proxy_read_timeout, not a busy one (08)": lambda v: (
+            v("08", "nginx cut a stream idle longer than proxy_read_timeout")
+            and v("08", "nginx kept a stream never idle as long as proxy_read_timeout")),
+        "DEBUG = True costs the worker extra memory (07)": lambda v: (
+            v("07", "extra worker memory with DEBUG on") > 0),
+    },
+}
+"""The claims of the wrap-up's decision guide, by section, each with the notebook that
+measured it. A claim reads recorded figures only; it never holds without them."""

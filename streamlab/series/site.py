@@ -76,7 +76,8 @@ li {{ margin: 0 0 1em 0; }} li span {{ color: #555; }} a {{ font-weight: 600; }}
 <body>
 <h1>Streaming HTTP responses in Django, explained and measured</h1>
 <p>Each page is a notebook of the series, executed top to bottom against the
-versions named in it, with its outputs and figures. Read them in order.</p>
+versions named in it, with its outputs and figures. Read them in order.
+Each exercise's solution is folded under <em>Solution</em>: try first, then click.</p>
 <ol start="0">
 {items}
 </ol>
