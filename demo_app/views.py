@@ -25,6 +25,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "  /download_csv?rows=100                         whole body, Content-Length set",
         "  /download_csv_streaming?rows=100&chunk_rows=1  streamed, chunked framing",
         "  ...&delay_ms=200                               a slow producer: pause per chunk",
+        "  /download_csv_streaming_sized?rows=100         streamed, with a Content-Length",
         "  /hello  /hello_streaming  /empty?status=204    tiny responses for the wire",
         "  /stream_sync  /stream_async                    the CSV from a sync or async generator",
         "  /export/streaming  /export/whole               a CSV export straight from the database",
@@ -51,6 +52,19 @@ def download_csv_streaming(
     """The same CSV produced while it is sent, ``chunk_rows`` lines per chunk."""
     chunks = csvgen.iter_chunks(rows, chunk_rows, delay_ms / 1000)
     return StreamingHttpResponse(chunks, content_type="text/csv", headers=CSV_HEADERS)
+
+
+@require_safe
+@query_params(STREAMING_ROWS, CHUNK_ROWS, DELAY_MS)
+def download_csv_streaming_sized(
+    request: HttpRequest, rows: int, chunk_rows: int, delay_ms: int
+) -> HttpResponse:
+    """The same stream with its length announced: this view can compute the CSV's size
+    before producing it, so it sets Content-Length and the server need not chunk."""
+    chunks = csvgen.iter_chunks(rows, chunk_rows, delay_ms / 1000)
+    response = StreamingHttpResponse(chunks, content_type="text/csv", headers=CSV_HEADERS)
+    response["Content-Length"] = str(csvgen.csv_size(rows))
+    return response
 
 
 @require_safe

@@ -56,6 +56,16 @@ def test_streaming_download(client):
     assert b"".join(chunks) == csvgen.csv_text(1000).encode()
 
 
+def test_streaming_download_with_its_length(client):
+    response = client.get("/download_csv_streaming_sized", {"rows": 1000, "chunk_rows": 7})
+    assert response.status_code == 200
+    assert response.streaming is True
+    assert response["Content-Length"] == str(csvgen.csv_size(1000))
+    chunks = list(response.streaming_content)
+    assert len(chunks) == math.ceil(1000 / 7)
+    assert b"".join(chunks) == csvgen.csv_text(1000).encode()
+
+
 def test_streaming_default_chunking(client, settings):
     rows = settings.DEMO_DEFAULT_CHUNK_ROWS * 2 + 1
     response = client.get("/download_csv_streaming", {"rows": rows})
@@ -91,6 +101,8 @@ BAD_REQUESTS = [
     ("/download_csv_streaming", {"delay_ms": "-1"}, "delay_ms must be between 0 and"),
     ("/download_csv_streaming", {"delay_ms": "10001"}, "delay_ms must be between 0 and 10000"),
     ("/download_csv_streaming", {"delay_ms": "0.5"}, "delay_ms must be a whole number"),
+    ("/download_csv_streaming_sized", {"rows": "-5"}, "rows must be between 0 and"),
+    ("/download_csv_streaming_sized", {"delay_ms": "x"}, "delay_ms must be a whole number"),
     ("/empty", {"status": "500"}, "status must be between 200 and 304"),
     ("/empty", {"status": "201"}, "status must be one of (200, 204, 304)"),
 ]
@@ -120,7 +132,11 @@ def test_caps_are_read_from_the_environment():
     assert "DEMO_MAX_ROWS='lots' is not a whole number" in out.stderr
 
 
-@pytest.mark.parametrize("path", ["/download_csv", "/download_csv_streaming", "/hello", "/empty"])
+@pytest.mark.parametrize(
+    "path",
+    ["/download_csv", "/download_csv_streaming", "/download_csv_streaming_sized", "/hello",
+     "/empty"],
+)
 def test_only_safe_methods(client, path):
     assert client.post(path).status_code == 405
     assert client.head(path).status_code == 200

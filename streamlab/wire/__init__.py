@@ -4,4 +4,6 @@
 back. ``headers``: header fields looked up in any case. ``chunked``: the
 chunked transfer coding decoded line by line. ``framing``: where a response's
 body ends (no body, last chunk, Content-Length, or the connection's close).
+``gunicorn_writer``: Gunicorn's own ``Response`` framing pieces you choose, in
+this process, so a notebook can read what a worker would write for them.
 """
