@@ -149,3 +149,16 @@ def test_a_cut_short_asgi_body_is_flagged():
         with pytest.raises(IncompleteResponse):
             split_responses(cut.data)
         assert "framing" in hostile.judge(request, cut, "asgi")
+
+
+def test_written_by_gunicorn_matches_a_real_sync_worker(bare_server):
+    """The in-process writer frames pieces exactly as Gunicorn's sync worker does on the wire."""
+    from streamlab.wire.gunicorn_writer import written_by_gunicorn
+
+    live = raw_request(bare_server.url("/download_csv_streaming?rows=5&chunk_rows=2"))
+    pieces = [piece.data for piece in decode_chunked(live.body).chunks]
+    written = written_by_gunicorn(pieces, headers=[("Content-Type", "text/csv")])
+    assert written.body == live.body
+    assert written.headers["Transfer-Encoding"] == "chunked"
+    sized = written_by_gunicorn([b"123456789"], headers=[("Content-Length", "6")])
+    assert sized.body == b"123456" and "Transfer-Encoding" not in sized.headers
