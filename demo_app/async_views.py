@@ -12,29 +12,40 @@ closed (``GeneratorExit``), cancelled (``CancelledError``), killed
 (``SystemExit``)... It logs one line to the server log and, when the
 environment variable ``DEMO_STREAM_EVENTS_DIR`` names a directory, writes
 ``NAME.json`` there. The record is written in the generator's ``finally``
-block, so its presence proves that cleanup code ran.
+block, so its presence proves that cleanup code ran; it also names the thread
+the generator ran in.
+
+``/where_sync`` and ``/where_async`` report where the server ran a sync view
+and an async view: the process, the thread, whether an event loop runs in
+that thread, and which ``time.sleep`` the process has (gevent's, once its
+worker has monkey-patched the standard library). ``/spin?ms=N`` keeps the CPU
+busy for N milliseconds without a single blocking call, the one kind of work
+that cooperative scheduling (gevent, an event loop) cannot interleave.
 """
 
 import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
 from . import csvgen
-from .params import TextParam, query_params
+from .params import Param, TextParam, query_params
 from .views import CHUNK_ROWS, CSV_HEADERS, DELAY_MS, STREAMING_ROWS
 
 EVENTS_DIR_ENV = "DEMO_STREAM_EVENTS_DIR"
 # A tag becomes a file name: letters, digits, '-' and '_' only, so never a path.
 TAG = TextParam("tag", r"[A-Za-z0-9_-]{1,64}", "1 to 64 letters, digits, '-' or '_'")
 STREAM_PARAMS = (STREAMING_ROWS, CHUNK_ROWS, DELAY_MS, TAG)
+# Default 0: a request that names no duration (a crawler, the hostile-request tests) costs nothing.
+SPIN_MS = Param("ms", minimum=0, maximum=2000, default=0)
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)  # the root logger only passes warnings; these lines are wanted
@@ -83,6 +94,7 @@ class StreamRecord:
             "chunks": self.chunks,
             "bytes": self.nbytes,
             "pid": os.getpid(),
+            "thread": threading.current_thread().name,
             "started": self.started,
             "ended": time.time(),
         }
@@ -149,3 +161,47 @@ async def stream_async(request: HttpRequest, **params: int | str | None) -> Http
     """An async view returning a StreamingHttpResponse over an *async* generator."""
     chunks = async_chunks(StreamParams(**params))
     return StreamingHttpResponse(chunks, content_type="text/csv", headers=CSV_HEADERS)
+
+
+def where_this_runs(view: str) -> dict[str, object]:
+    """The process and thread running the caller, and whether an event loop runs in it."""
+    try:
+        asyncio.get_running_loop()
+        loop_running = True
+    except RuntimeError:  # no event loop runs in this thread
+        loop_running = False
+    thread = threading.current_thread()
+    return {
+        "view": view,
+        "pid": os.getpid(),
+        "thread": thread.name,
+        "thread_id": threading.get_ident(),
+        "main_thread": thread is threading.main_thread(),
+        "event_loop_running": loop_running,
+        "time_sleep": f"{time.sleep.__module__}.{time.sleep.__qualname__}",
+    }
+
+
+@require_safe
+@query_params()
+def where_sync(request: HttpRequest) -> HttpResponse:
+    """A plain (sync) view that reports where the server ran it."""
+    return JsonResponse(where_this_runs("sync"))
+
+
+@require_safe
+@query_params()
+async def where_async(request: HttpRequest) -> HttpResponse:
+    """An async view that reports where the server ran it."""
+    return JsonResponse(where_this_runs("async"))
+
+
+@require_safe
+@query_params(SPIN_MS)
+def spin(request: HttpRequest, ms: int) -> HttpResponse:
+    """Compute for ``ms`` milliseconds: no sleep, no I/O, nothing that yields to others."""
+    deadline = time.perf_counter() + ms / 1000
+    loops = 0
+    while time.perf_counter() < deadline:
+        loops += 1
+    return JsonResponse({"ms": ms, "loops": loops, **where_this_runs("sync")})

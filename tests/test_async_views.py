@@ -178,3 +178,50 @@ def test_bad_parameter_is_a_400_with_a_one_line_reason(
 def test_only_safe_methods(client, path):
     assert client.post(path).status_code == 405
     assert client.head(path).status_code == 200
+
+
+# -- Where the views run, and a view that computes ------------------------------------------
+
+
+def test_a_sync_view_runs_in_the_callers_thread_with_no_event_loop(client):
+    where = client.get("/where_sync").json()
+    assert where["view"] == "sync"
+    assert where["main_thread"] is True and where["event_loop_running"] is False
+    assert where["thread"] == "MainThread" and where["time_sleep"] == "time.sleep"
+
+
+def test_an_async_view_runs_on_an_event_loop():
+    where = asyncio.run(async_get("/where_async", {})).json()
+    assert where["view"] == "async" and where["event_loop_running"] is True
+
+
+@pytest.mark.parametrize("path", ["/where_sync", "/where_async"])
+def test_where_views_take_no_parameters_and_only_safe_methods(client, path):
+    assert client.get(path, {"anything": "1"}).status_code == 200
+    assert client.post(path).status_code == 405
+
+
+def test_generator_records_name_their_thread(client, events_dir):
+    list(client.get("/stream_sync", {"rows": 3, "tag": "t"}).streaming_content)
+    assert read_event(events_dir, "t")["thread"] == "MainThread"
+
+
+def test_spin_computes_for_the_time_asked(client):
+    start = time.perf_counter()
+    answer = client.get("/spin", {"ms": 60}).json()
+    assert time.perf_counter() - start >= 0.06
+    assert answer["ms"] == 60 and answer["loops"] > 0 and answer["thread"] == "MainThread"
+
+
+def test_spin_without_a_duration_costs_nothing(client):
+    assert client.get("/spin").json()["ms"] == 0
+
+
+@pytest.mark.parametrize("params, reason", [
+    ({"ms": "-1"}, "ms must be between 0 and 2000"),
+    ({"ms": "2001"}, "ms must be between 0 and 2000"),
+    ({"ms": "fast"}, "ms must be a whole number"),
+    ({"ms": ["1", "2"]}, "ms was given 2 times"),
+])
+def test_spin_refuses_bad_durations(client, assert_bad_request, params, reason):
+    assert_bad_request(client.get("/spin", params), reason)

@@ -1,10 +1,15 @@
 """Plumbing for notebooks 05 and 06: what a stream does to the worker that sends it.
 
 Each helper sets up one situation against a running demo server and returns
-plain numbers (dicts), so a notebook cell only has to print and assert them:
+plain numbers (dicts, or a dataclass for the newer ones), so a notebook cell
+only has to print and assert them:
 
 * ``probe_while`` / ``second_request_wait``: how long a second request waits
   while something else (a stream, a slow reader) occupies the server;
+* ``request_timeline``: a long stream and short probes sent while it runs, as
+  spans on one time axis, with the worker's heartbeat sampled meanwhile
+  (``heartbeat_file``, ``heartbeat_age``: what Gunicorn's master checks
+  against ``--timeout``);
 * ``slow_read``: a client that reads a few bytes per interval, as a phone on a
   bad network does, then gives up;
 * ``disconnect_mid_stream``: a client that leaves halfway through a body;
@@ -12,23 +17,30 @@ plain numbers (dicts), so a notebook cell only has to print and assert them:
   complete (a body cut short has no zero-size last chunk);
 * ``StreamEvents``: where the demo's tagged generators report, from their
   ``finally`` block, how they ended (see ``demo_app.async_views``);
-* ``run_matrix``: the {WSGI, ASGI} x {sync, async iterator} measurements.
+* ``run_matrix``: the {WSGI, ASGI} x {sync, async iterator} measurements;
+* ``asgi_call``: call an ASGI application in-process with a recording
+  ``send``, to see which messages Django sends and when, before any server
+  is involved; ``wire_chunk_sizes``: the chunks a server really sent.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import itertools
 import json
+import os
 import shutil
 import socket
 import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,6 +108,128 @@ def second_request_wait(
     return probe_while(
         lambda: measure(server.url(stream_path)), server.url(probe_path), after_s=after_s
     )
+
+
+# -- A stream and the requests around it, on one time axis ------------------------------------
+
+QUICK_S = 0.25  # a probe answered within this many seconds did not wait for anything
+
+
+@dataclass(frozen=True)
+class Span:
+    """One request on a timeline, in seconds since the timeline's stream was requested."""
+
+    label: str
+    sent_s: float
+    done_s: float  # when its last body byte had arrived
+    status: int
+
+    @property
+    def seconds(self) -> float:
+        return self.done_s - self.sent_s
+
+    @property
+    def waited(self) -> bool:
+        """True when the request took longer than a free server needs (``QUICK_S``)."""
+        return self.seconds > QUICK_S
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A long stream on one server, the short probes sent while it ran, and the heartbeat.
+
+    ``heartbeat`` holds ``(seconds, age)`` samples: how long ago, at that moment,
+    the worker had last told Gunicorn's master that it was alive. It is empty
+    where the heartbeat cannot be read (no ``/proc``: not Linux).
+    """
+
+    worker_class: str
+    stream: Span
+    probes: tuple[Span, ...]
+    heartbeat: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def first_wait_s(self) -> float:
+        """How long the first probe took, from sending it to its last byte."""
+        return self.probes[0].seconds
+
+    @property
+    def stream_left_s(self) -> float:
+        """How much of the stream was still to come when the first probe was sent."""
+        return self.stream.done_s - self.probes[0].sent_s
+
+    @property
+    def max_heartbeat_age_s(self) -> float | None:
+        return max((age for _, age in self.heartbeat), default=None)
+
+
+def heartbeat_file(server: DemoServer) -> Path | None:
+    """The worker's heartbeat file as ``/proc/PID/fd/N``, or None (not Linux, or not one worker).
+
+    Gunicorn's ``WorkerTmp`` creates a temporary file per worker and unlinks
+    its name at once; the worker keeps it open and ``notify()`` sets its
+    modification time. The master reads that time to decide whether the worker
+    is stuck. The open descriptor is still reachable through ``/proc``.
+    """
+    workers = server.worker_processes()
+    fd_dir = Path(f"/proc/{workers[0].pid}/fd") if len(workers) == 1 else None
+    if fd_dir is None or not fd_dir.is_dir():
+        return None
+    for fd in fd_dir.iterdir():
+        try:
+            if "wgunicorn-" in os.readlink(fd):
+                return fd
+        except OSError:  # closed meanwhile
+            continue
+    return None
+
+
+def heartbeat_age(path: Path) -> float | None:
+    """Seconds since the worker last called ``notify()``, or None once the file is gone.
+
+    ``notify()`` stores ``time.monotonic()`` as the modification time, not the
+    wall clock; the monotonic clock is the same for every process on a machine.
+    """
+    try:
+        return time.monotonic() - path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def request_timeline(
+    server: DemoServer,
+    stream_path: str,
+    *,
+    probe_path: str = "/hello",
+    probes_at: Sequence[float] = (0.5, 1.0, 1.5),
+    sample_every_s: float = 0.05,
+    timeout: float = 60.0,
+) -> Timeline:
+    """Request ``stream_path``; at each of ``probes_at`` seconds, send a GET of ``probe_path``.
+
+    Every request is read to its last byte in its own thread, and the
+    worker's heartbeat is sampled until the stream has ended.
+    """
+    beat = heartbeat_file(server)
+    start = time.perf_counter()
+
+    def timed(label: str, path: str, at_s: float) -> Span:
+        time.sleep(max(0.0, start + at_s - time.perf_counter()))
+        sent = time.perf_counter() - start
+        response = requests.get(server.url(path), timeout=timeout)
+        return Span(label, sent, time.perf_counter() - start, response.status_code)
+
+    with ThreadPoolExecutor(max_workers=len(probes_at) + 1) as pool:
+        stream = pool.submit(timed, "stream", stream_path, 0.0)
+        probes = [pool.submit(timed, f"{probe_path} at {at:g} s", probe_path, at)
+                  for at in probes_at]
+        heartbeat = []
+        while not stream.done():
+            if beat is not None and (age := heartbeat_age(beat)) is not None:
+                heartbeat.append((time.perf_counter() - start, age))
+            time.sleep(sample_every_s)
+        return Timeline(server.worker_class, stream.result(),
+                        tuple(p.result() for p in probes), tuple(heartbeat))
 
 
 def run_concurrently(
@@ -243,6 +377,7 @@ def disconnect_outcome(
         "outcome": None if event is None else event["outcome"],
         "chunks": None if event is None else event["chunks"],
         "finally_after_s": None if event is None else event["ended"] - client["disconnected_at"],
+        "thread": None if event is None else event["thread"],
     }
 
 
@@ -325,3 +460,88 @@ def run_matrix(servers: list[DemoServer], query: str, *, streamed_below: float =
                 "streamed": m.ttfb_s is not None and m.ttfb_s < streamed_below * m.total_s,
             })
     return rows
+
+
+# -- Django's ASGI handler, in-process ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AsgiMessage:
+    """One message an ASGI application sent, and when (seconds since it was called)."""
+
+    at_s: float
+    type: str
+    body_bytes: int = 0
+    more_body: bool = False
+
+
+@dataclass(frozen=True)
+class AsgiCall:
+    """What an ASGI application sent for one request, and the warnings it raised."""
+
+    messages: tuple[AsgiMessage, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def start_s(self) -> float:
+        """When ``http.response.start`` (status and headers) was sent."""
+        return next(m.at_s for m in self.messages if m.type == "http.response.start")
+
+    @property
+    def first_body_s(self) -> float | None:
+        """When the first ``http.response.body`` carrying bytes was sent."""
+        return next((m.at_s for m in self.messages if m.body_bytes), None)
+
+    @property
+    def body_sizes(self) -> list[int]:
+        """The size of every ``http.response.body`` message that carried bytes."""
+        return [m.body_bytes for m in self.messages if m.body_bytes]
+
+
+async def asgi_call(
+    app: Callable[..., Awaitable[None]],
+    path: str,
+    query: str = "",
+    *,
+    disconnect_after_s: float | None = None,
+) -> AsgiCall:
+    """Call ``app`` for ``GET path?query`` with no server: record what it sends, and when.
+
+    The client sends no body, then stays connected, or leaves (an
+    ``http.disconnect`` message) after ``disconnect_after_s`` seconds.
+    Warnings raised meanwhile are recorded instead of shown.
+    """
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": query.encode(), "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }
+    start = time.perf_counter()
+    requested = False
+    sent: list[AsgiMessage] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if disconnect_after_s is None:
+            await asyncio.Event().wait()  # stays connected (Django cancels this wait)
+        else:
+            await asyncio.sleep(max(0.0, start + disconnect_after_s - time.perf_counter()))
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(AsgiMessage(time.perf_counter() - start, message["type"],
+                                len(message.get("body", b"")), message.get("more_body", False)))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await app(scope, receive, send)
+    return AsgiCall(tuple(sent), tuple(str(w.message) for w in caught))
+
+
+def wire_chunk_sizes(url: str) -> list[int]:
+    """The size of each chunk of a chunked response, as the server framed it on the wire."""
+    return [chunk.size for chunk in decode_chunked(raw_request(url).body).chunks]
