@@ -8,9 +8,17 @@ Each export exists twice, so the two can be measured against each other:
   memory, then sends it (capped at ``WHOLE_MAX_ROWS``).
 * ``export_paged`` streams the same CSV one page of rows per query, the
   pattern that fills Django's query log when ``DEBUG`` is on.
+* ``export_async`` streams the same CSV from an async view with
+  ``QuerySet.aiterator()``: under an ASGI server a sync iterator is read whole
+  before the first byte (Django's ``StreamingHttpResponse.__aiter__``), an
+  async one streams.
+* ``export_transaction`` reports whether the view and its response's generator
+  run inside a transaction (with ``ATOMIC_REQUESTS``, only the view does).
 * ``file_response`` sends a generated file with ``FileResponse`` (which the WSGI
   server may hand to ``sendfile``); ``file_generator`` sends the same file
-  through a Python generator.
+  through a Python generator; ``file_async`` through an async generator that
+  reads in a thread (what streams under ASGI); ``file_accel`` sends no body at
+  all, only ``X-Accel-Redirect``, for nginx to serve the file itself.
 
 Every parameter is declared with ``query_params``: a bad value is a 400 with a
 one-line reason, never a 500. A database that was never migrated is a 503
@@ -19,16 +27,18 @@ naming the command to run, never a 500 either.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import functools
+import inspect
 import io
 import itertools
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
@@ -43,6 +53,10 @@ MAX_DELAY_MS = 10_000
 MAX_FILE_MIB = 1024
 MAX_BLOCK_KIB = 1024
 EXPORT_HEADERS = {"Content-Disposition": 'attachment; filename="export.csv"'}
+# The URI prefix ``file_accel`` redirects to. The proxy in front must map it to the
+# files folder in a location clients cannot reach, for nginx:
+#     location /protected-files/ { internal; alias <files_dir()>/; }
+ACCEL_LOCATION = "/protected-files/"
 
 ROWS = Param("rows", minimum=0, maximum=MAX_ROWS, default=1000)
 WHOLE_ROWS = Param("rows", minimum=0, maximum=WHOLE_MAX_ROWS, default=1000)
@@ -64,6 +78,19 @@ NO_TABLE = (
 _migrated: set[str] = set()  # databases whose table was found: it does not go away
 
 
+def _table_exists() -> bool:
+    database = connection.settings_dict["NAME"]
+    if database not in _migrated:
+        if ExportRow._meta.db_table not in connection.introspection.table_names():
+            return False
+        _migrated.add(database)
+    return True
+
+
+def _no_table() -> HttpResponse:
+    return HttpResponse(NO_TABLE, status=503, content_type="text/plain; charset=utf-8")
+
+
 def needs_table(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Answer 503 with the command to run when the export table does not exist yet.
 
@@ -72,15 +99,30 @@ def needs_table(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     migrated (``make serve`` on a fresh checkout) is a 500. It queries only
     until the table is found once per database, so a working server (and the
     ``DEBUG`` query log of notebook 07) sees the view's own queries only.
+    An async view stays async: it asks with one async query instead (Django
+    runs it in its sync thread), and a missing table is the error naming it.
     """
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(request: HttpRequest, *args: object, **kwargs: object):
+            database = connection.settings_dict["NAME"]
+            if database not in _migrated:
+                try:
+                    await ExportRow.objects.aexists()
+                except DatabaseError as error:
+                    if ExportRow._meta.db_table not in str(error):
+                        raise
+                    return _no_table()
+                _migrated.add(database)
+            return await view(request, *args, **kwargs)
+
+        return async_wrapper
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        database = connection.settings_dict["NAME"]
-        if database not in _migrated:
-            if ExportRow._meta.db_table not in connection.introspection.table_names():
-                return HttpResponse(NO_TABLE, status=503, content_type="text/plain; charset=utf-8")
-            _migrated.add(database)
+        if not _table_exists():
+            return _no_table()
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -134,6 +176,60 @@ def export_whole(request: HttpRequest, rows: int) -> HttpResponse:
     writer.writerow(ExportRow.CSV_HEADER)
     writer.writerows(row.csv_fields() for row in list(ExportRow.objects.order_by("pk")[:rows]))
     return HttpResponse(buffer.getvalue(), content_type="text/csv", headers=EXPORT_HEADERS)
+
+
+async def _abatched_lines(
+    rows: AsyncIterable[ExportRow], batch: int, delay_s: float
+) -> AsyncIterator[str]:
+    """``_batched_lines`` for an async source: the same pieces, awaiting between them."""
+    writer = csv.writer(Echo())
+    lines = [writer.writerow(ExportRow.CSV_HEADER)]
+    async for row in rows:
+        lines.append(writer.writerow(row.csv_fields()))
+        if len(lines) >= batch:
+            yield "".join(lines)
+            lines.clear()
+            if delay_s:
+                await asyncio.sleep(delay_s)
+    if lines:
+        yield "".join(lines)
+
+
+@require_safe
+@query_params(ROWS, CHUNK_SIZE, DELAY_MS, UNBUFFERED)
+@needs_table
+async def export_async(
+    request: HttpRequest, rows: int, chunk_size: int, delay_ms: int, unbuffered: int
+) -> HttpResponse:
+    """``export_streaming`` for an ASGI server: the same CSV, read with ``aiterator()``.
+
+    ``aiterator(chunk_size=...)`` runs the same cursor in Django's sync thread
+    and hands over ``chunk_size`` rows per ``await``, so the response's iterator
+    is async and the ASGI handler sends each piece as it is made. (Under a WSGI
+    server Django would read it whole first: match the iterator to the server.)
+    """
+    queryset = ExportRow.objects.order_by("pk")[:rows].aiterator(chunk_size=chunk_size)
+    return _streaming_csv(_abatched_lines(queryset, chunk_size, delay_ms / 1000), unbuffered)
+
+
+@require_safe
+@query_params()
+@needs_table
+def export_transaction(request: HttpRequest) -> HttpResponse:
+    """Whether the view, and then its response's generator, run inside a transaction.
+
+    With ``ATOMIC_REQUESTS`` Django wraps the *view* in ``transaction.atomic``;
+    a streaming body is produced after the view has returned, so its queries
+    run outside that transaction. Two CSV lines: where, ``in_atomic_block``, rows.
+    """
+    in_view = (connection.in_atomic_block, ExportRow.objects.count())
+
+    def lines() -> Iterator[str]:
+        yield "where,in_atomic_block,rows\r\n"
+        yield "view,{},{}\r\n".format(*in_view)
+        yield f"generator,{connection.in_atomic_block},{ExportRow.objects.count()}\r\n"
+
+    return StreamingHttpResponse(lines(), content_type="text/csv")
 
 
 def _pages(rows: int, page_size: int) -> Iterator[ExportRow]:
@@ -223,3 +319,53 @@ def file_generator(request: HttpRequest, mib: int, block_kib: int) -> HttpRespon
     )
     response["Content-Length"] = str(path.stat().st_size)
     return response
+
+
+async def _aread_blocks(path: Path, block_size: int) -> AsyncIterator[bytes]:
+    """The file in ``block_size`` blocks, each read in a thread so the event loop never waits."""
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while block := await asyncio.to_thread(handle.read, block_size):
+            yield block
+    finally:
+        handle.close()
+
+
+@require_safe
+@query_params(*FILE_PARAMS)
+async def file_async(request: HttpRequest, mib: int, block_kib: int) -> HttpResponse:
+    """The same file through an *async* generator: what streams under an ASGI server.
+
+    ``FileResponse`` iterates its file synchronously, so under ASGI Django reads
+    it whole before sending; here every read runs in a thread
+    (``asyncio.to_thread``) and each block is sent as soon as it is read.
+    """
+    path = await asyncio.to_thread(generated_file, mib)
+    response = StreamingHttpResponse(
+        _aread_blocks(path, block_kib * 1024),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{path.name}"'},
+    )
+    response["Content-Length"] = str(path.stat().st_size)
+    return response
+
+
+@require_safe
+@query_params(*FILE_PARAMS)
+def file_accel(request: HttpRequest, mib: int, block_kib: int) -> HttpResponse:
+    """No body: ``X-Accel-Redirect`` asks the proxy in front (nginx) to send the file.
+
+    nginx consumes the header and serves ``ACCEL_LOCATION`` + the file's name
+    from an ``internal`` location (which clients cannot request themselves),
+    with its own ``sendfile``, ``Range`` and ``206 Partial Content`` handling.
+    Without such a proxy the client gets this empty response, header and all.
+    ``block_kib`` is checked but unused, as in ``file_response``.
+    """
+    path = generated_file(mib)
+    return HttpResponse(
+        content_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{path.name}"',
+            "X-Accel-Redirect": ACCEL_LOCATION + path.name,
+        },
+    )

@@ -12,6 +12,7 @@ import io
 import math
 import sqlite3
 import zlib
+from pathlib import Path
 
 import pytest
 import requests
@@ -110,6 +111,15 @@ def test_seed_rows_error_exit_code(app_env):
         f"/files/file_response?mib={export_views.MAX_FILE_MIB + 1}",
         "/files/generator?block_kib=0",
         "/files/generator?mib=1.5",
+        "/export/async?rows=-1",
+        f"/export/async?rows={export_views.MAX_ROWS + 1}",
+        "/export/async?chunk_size=0",
+        "/export/async?unbuffered=yes",
+        "/files/async?mib=-1",
+        f"/files/async?mib={export_views.MAX_FILE_MIB + 1}",
+        f"/files/async?block_kib={export_views.MAX_BLOCK_KIB + 1}",
+        "/files/accel?mib=abc",
+        f"/files/accel?mib={export_views.MAX_FILE_MIB + 1}",
     ],
 )
 def test_bad_parameters_are_a_400_with_a_reason(assert_bad_request, path):
@@ -123,7 +133,8 @@ def test_exports_without_a_migrated_database_are_a_503_naming_the_command(tmp_pa
     env = {"DEMO_DB_PATH": str(tmp_path / "empty.sqlite3")}
     sqlite3.connect(env["DEMO_DB_PATH"]).close()  # an empty database file, never migrated
     with DemoServer(name="tests-export-unmigrated", env=env) as srv:
-        for path in ("/export/streaming", "/export/whole", "/export/paged"):
+        for path in ("/export/streaming", "/export/whole", "/export/paged", "/export/async",
+                     "/export/transaction"):
             response = requests.get(srv.url(path), timeout=10)
             assert response.status_code == 503, path
             assert response.headers["Content-Type"].startswith("text/plain")
@@ -136,7 +147,8 @@ def test_exports_without_a_migrated_database_are_a_503_naming_the_command(tmp_pa
 
 
 def test_exports_refuse_unsafe_methods():
-    assert Client().post("/export/streaming").status_code == 405
+    for path in ("/export/streaming", "/export/async", "/files/async", "/files/accel"):
+        assert Client().post(path).status_code == 405, path
 
 
 def test_pseudo_buffer_returns_the_line():
@@ -201,6 +213,66 @@ def test_slow_export_streams(server):
     assert m.ttfb_s < 0.3 * m.total_s
 
 
+@pytest.fixture(scope="module")
+def asgi_server(app_env):
+    with DemoServer(name="tests-export-asgi", worker_class="asgi", env=app_env) as server:
+        yield server
+
+
+def test_async_export_is_the_same_csv_in_the_same_pieces(server, asgi_server):
+    """aiterator() works on SQLite, under both kinds of server, and batches like iterator()."""
+    path = f"/export/async?rows={ROWS}&chunk_size=500"
+    for srv in (asgi_server, server):
+        response = raw_request(srv.url(path))
+        assert response.status == 200 and response.headers["Transfer-Encoding"] == "chunked"
+        chunks = decode_chunked(response.body).chunks
+        assert len(chunks) == 1 + math.ceil(ROWS / 500)
+        assert b"".join(c.data for c in chunks) == expected_csv(ROWS)
+    assert requests.get(asgi_server.url("/export/async?rows=0"), timeout=10).content == (
+        expected_csv(0))
+    unbuffered = requests.get(asgi_server.url("/export/async?rows=3&unbuffered=1"), timeout=10)
+    assert unbuffered.headers["X-Accel-Buffering"] == "no"
+
+
+def test_under_asgi_aiterator_streams_and_iterator_is_read_whole_first(asgi_server):
+    slow = "rows=20&chunk_size=5&delay_ms=150"
+    streamed = measure(asgi_server.url(f"/export/async?{slow}"))
+    held = measure(asgi_server.url(f"/export/streaming?{slow}"))
+    assert streamed.nbytes == held.nbytes == len(expected_csv(20))
+    assert streamed.total_s > 0.5 and streamed.ttfb_s < 0.3 * streamed.total_s
+    assert held.total_s > 0.5 and held.ttfb_s > 0.8 * held.total_s
+    assert "must consume synchronous iterators" in asgi_server.log
+
+
+def test_transaction_view_reports_where_it_runs(server):
+    body = requests.get(server.url("/export/transaction"), timeout=10).text
+    assert body == f"where,in_atomic_block,rows\r\nview,False,{ROWS}\r\ngenerator,False,{ROWS}\r\n"
+
+
+def test_atomic_requests_cover_the_view_not_the_generator(app_env, monkeypatch):
+    """Through Django's own WSGI handler, in this process, with ATOMIC_REQUESTS on."""
+    from django.db import connection
+
+    from streamlab.servers.toy_wsgi import (
+        RecordingStartResponse,
+        build_environ,
+        django_application,
+    )
+
+    monkeypatch.setitem(connection.settings_dict, "NAME", app_env["DEMO_DB_PATH"])
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    connection.close()
+    try:
+        body = django_application()(build_environ("/export/transaction"), RecordingStartResponse())
+        try:
+            lines = b"".join(body).decode().splitlines()
+        finally:
+            body.close()
+    finally:
+        connection.close()
+    assert lines[1:] == [f"view,True,{ROWS}", f"generator,False,{ROWS}"]
+
+
 # -- files ---------------------------------------------------------------------------
 
 
@@ -250,6 +322,49 @@ def test_file_downloads_send_the_same_bytes(app_env, sendfile):
     first, second = bodies.values()
     assert first == second and len(first) == 3 * MiB
     assert first.startswith(b"Hello,world,")
+
+
+def test_async_file_and_accel_views(app_env, asgi_server):
+    expected = requests.get(asgi_server.url("/files/file_response?mib=3"), timeout=30).content
+    response = requests.get(asgi_server.url("/files/async?mib=3&block_kib=5"), timeout=30)
+    assert response.status_code == 200 and response.content == expected
+    assert len(expected) == 3 * MiB
+    assert response.headers["Content-Length"] == str(3 * MiB)
+    assert "attachment" in response.headers["Content-Disposition"]
+    accel = requests.get(asgi_server.url("/files/accel?mib=2"), timeout=10)
+    assert accel.status_code == 200 and accel.content == b""  # no proxy here to act on it
+    name = "generated-2MiB.csv"
+    assert accel.headers["X-Accel-Redirect"] == export_views.ACCEL_LOCATION + name
+    assert (Path(app_env["DEMO_FILES_DIR"]) / name).stat().st_size == 2 * MiB
+
+
+def test_first_part_probe_sees_what_the_asgi_handler_does(tmp_path, monkeypatch):
+    """Driven as Django's ASGIHandler drives it: a file read whole first, or block by block."""
+    from streamlab.measurement.files import first_part_probe
+
+    monkeypatch.setenv("DEMO_FILES_DIR", str(tmp_path))
+    whole = first_part_probe(export_views.file_response, "mib=2")
+    streamed = first_part_probe(export_views.file_async, "mib=2&block_kib=64")
+    assert (whole.iterator, streamed.iterator) == ("sync", "async")
+    assert whole.pulled == whole.pulled_at_first_part == 2 * MiB // 2**16  # 64 KiB blocks
+    assert whole.whole_first and "synchronous iterators" in whole.warnings[0]
+    assert streamed.pulled_at_first_part == 1 and streamed.pulled == 32
+    assert not streamed.whole_first and streamed.warnings == []
+
+
+def test_under_asgi_file_response_holds_the_file_and_the_async_view_does_not(app_env):
+    """Each on a fresh worker: a worker reuses memory a big response freed."""
+    from streamlab.measurement.files import fresh_measure
+
+    runs = {
+        view: fresh_measure(f"/files/{view}?mib=32&block_kib=64", env=app_env,
+                            worker_class="asgi", warm_up=f"/files/{view}?mib=1",
+                            name=f"tests-files-asgi-{view}", read_size=MiB)
+        for view in ("file_response", "async")
+    }
+    assert all(m.nbytes == 32 * MiB for m in runs.values())
+    assert runs["file_response"].worker_rss_delta > 24 * MiB
+    assert runs["async"].worker_rss_delta < 8 * MiB
 
 
 # -- middleware ------------------------------------------------------------------------

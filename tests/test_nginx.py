@@ -14,7 +14,9 @@ import psutil
 import pytest
 import requests
 
+from demo_app import export_views
 from streamlab import DemoServer, measure
+from streamlab.measurement.files import range_request, resumed_download
 from streamlab.paths import PROJECT_ROOT
 from streamlab.servers.nginx import NginxProxy, NginxStartError, nginx_available, start_nginx
 from streamlab.servers.process import still_running
@@ -24,6 +26,7 @@ needs_nginx = pytest.mark.skipif(
     reason="no nginx binary on PATH (or STREAMLAB_NO_NGINX=1): install nginx to run these",
 )
 
+MiB = 2**20
 # A slow producer whose whole body (~1 KiB) fits in one nginx buffer.
 SLOW = "/download_csv_streaming?rows=40&chunk_rows=4&delay_ms=100"
 
@@ -92,6 +95,68 @@ def test_x_accel_buffering_no_turns_buffering_off_for_one_response(tmp_path):
     assert passed.ttfb_s < 0.3 * passed.total_s
     assert "X-Accel-Buffering" not in passed.headers  # nginx keeps the header to itself
     assert "unbuffered=1 HTTP/1.0" in upstream_log  # nginx's default upstream protocol
+
+
+def test_internal_locations_are_checked_before_they_reach_a_config(tmp_path):
+    unused = DemoServer(name="tests-nginx-unused")
+    for uri in ("files/", "/files", "/a b/", "/x;/", "/$x/"):
+        with pytest.raises(ValueError, match="must look like '/name/'"):
+            NginxProxy(unused, internal_locations={uri: tmp_path})
+    with pytest.raises(ValueError, match="cannot be given a folder"):
+        NginxProxy(unused, internal_locations={"/files/": tmp_path / 'a"b'})
+    proxy = NginxProxy(unused, internal_locations={"/files/": tmp_path / "." / "sub" / ".."})
+    assert proxy.internal_locations == {"/files/": tmp_path.resolve()}
+
+
+@pytest.fixture(scope="module")
+def accel(tmp_path_factory):
+    """nginx with the demo's internal files location, in front of an ASGI demo server."""
+    files = tmp_path_factory.mktemp("accel-files")
+    with (
+        DemoServer(name="tests-nginx-accel-up", worker_class="asgi",
+                   env={"DEMO_FILES_DIR": str(files)}) as server,
+        start_nginx(server, internal_locations={export_views.ACCEL_LOCATION: files},
+                    name="tests-nginx-accel-files") as proxy,
+    ):
+        yield server, proxy, files
+
+
+@needs_nginx
+def test_x_accel_redirect_hands_the_file_to_nginx(accel):
+    server, proxy, files = accel
+    location = export_views.ACCEL_LOCATION
+    assert f'location {location} {{\n            internal;\n            alias "{files}/";' in (
+        proxy.config)
+    m = measure(proxy.url("/files/accel?mib=24"), server=server, keep_body=True)
+    name = "generated-24MiB.csv"
+    assert m.status == 200 and m.body == (files / name).read_bytes()
+    assert m.headers["Content-Length"] == str(24 * MiB)
+    assert m.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+    assert "X-Accel-Redirect" not in m.headers  # nginx consumes it
+    assert m.worker_rss_delta < 4 * MiB  # the worker sent an empty body
+    internal = requests.get(proxy.url(export_views.ACCEL_LOCATION + name), timeout=10)
+    assert internal.status_code == 404  # only a redirect from the app reaches it
+
+
+@needs_nginx
+def test_nginx_answers_range_requests_for_the_app_and_django_does_not(accel):
+    server, proxy, files = accel
+    answer = range_request(proxy.url("/files/accel?mib=2"), 100, 199)
+    content = (files / "generated-2MiB.csv").read_bytes()
+    assert answer.status == 206 and answer.nbytes == 100
+    assert answer.content_range == f"bytes 100-199/{2 * MiB}"
+    assert answer.head == content[100:164]
+    direct = range_request(server.url("/files/file_response?mib=2"), 100, 199)
+    assert direct.status == 200 and direct.nbytes == 2 * MiB and direct.content_range is None
+
+
+@needs_nginx
+def test_a_cut_download_resumes_where_it_stopped(accel):
+    _, proxy, files = accel
+    resumed = resumed_download(proxy.url("/files/accel?mib=3"), cut_at=MiB + 5)
+    assert (resumed.first_status, resumed.resume_status) == (200, 206)
+    assert resumed.content_range == f"bytes {MiB + 5}-{3 * MiB - 1}/{3 * MiB}"
+    assert resumed.body == (files / "generated-3MiB.csv").read_bytes()
 
 
 @needs_nginx

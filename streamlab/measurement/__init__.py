@@ -3,6 +3,10 @@
 ``request``: ``measure()``, one request's TTFB, total time, arrival timeline
 and worker memory. ``memory``: RSS samplers for processes and process trees.
 ``workers``: experiments on worker classes (a second request's wait, slow
-readers, disconnects, the sync/async matrix). ``bench``: the benchmark behind
-``make bench``; ``plots``: its figures.
+readers, disconnects, the sync/async matrix, request timelines). ``files``:
+sending files and rows under each worker (memory against size, send cost,
+Range requests). ``proxies``: what middleware and proxies do to a stream
+(gzip arrivals, cut streams, intermediaries' timeouts). ``bench`` and
+``bench_results``: the benchmark behind ``make bench`` and its typed results;
+``plots``: every figure of the series.
 """

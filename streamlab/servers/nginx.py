@@ -12,6 +12,10 @@ foreground (``daemon off``) and logs to its standard error, which the log
 captures. It is a ``ManagedProcess``, so it is started, watched and stopped
 like every other server of the project (see ``processes.py``).
 
+For ``X-Accel-Redirect`` (the app names a file, nginx sends it),
+``internal_locations`` maps URI prefixes to folders: each becomes an
+``internal`` location that only such a redirect can reach, never a client.
+
 nginx is optional: ``nginx_available()`` says whether a binary is on ``PATH``
 (setting ``STREAMLAB_NO_NGINX=1`` makes it say no, to try the skipped path).
 """
@@ -23,6 +27,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import requests
@@ -54,10 +59,18 @@ http {{
         location / {{
             proxy_pass {upstream};
             proxy_set_header Host $http_host;{extra}
-        }}
+        }}{internal}
     }}
 }}
 """
+
+
+INTERNAL_LOCATION = """
+
+        location {uri} {{
+            internal;
+            alias "{folder}/";
+        }}"""
 
 
 class NginxStartError(ServerStartError):
@@ -85,7 +98,9 @@ class NginxProxy(ManagedProcess):
 
     ``buffering`` sets ``proxy_buffering`` on or off; ``None`` leaves the
     directive out, so nginx's own default applies (on). ``extra_directives``
-    are added to the ``location`` block as they are.
+    are added to the ``location`` block as they are. ``internal_locations``
+    maps a URI prefix (``"/protected-files/"``) to the folder nginx serves it
+    from, reachable only through an ``X-Accel-Redirect`` from the app.
     """
 
     kind = "nginx"
@@ -97,6 +112,7 @@ class NginxProxy(ManagedProcess):
         *,
         buffering: bool | None = True,
         extra_directives: list[str] | None = None,
+        internal_locations: Mapping[str, str | Path] | None = None,
         name: str = "nginx",
         startup_timeout: float = 15.0,
     ) -> None:
@@ -104,6 +120,8 @@ class NginxProxy(ManagedProcess):
         self.upstream = upstream
         self.buffering = buffering
         self.extra_directives = list(extra_directives or [])
+        locations = internal_locations or {}
+        self.internal_locations = {_location_uri(u): _folder(f) for u, f in locations.items()}
         self.prefix: Path | None = None
 
     # -- configuration -----------------------------------------------------
@@ -116,6 +134,10 @@ class NginxProxy(ManagedProcess):
         if self.buffering is not None:
             directives.insert(0, f"proxy_buffering {'on' if self.buffering else 'off'}")
         extra = "".join(f"\n            {d.rstrip(';')};" for d in directives)
+        internal = "".join(
+            INTERNAL_LOCATION.format(uri=uri, folder=folder)
+            for uri, folder in self.internal_locations.items()
+        )
         return CONFIG_TEMPLATE.format(
             user_line=user_line,
             prefix=prefix,
@@ -123,6 +145,7 @@ class NginxProxy(ManagedProcess):
             port=port,
             upstream=self.upstream.base_url,
             extra=extra,
+            internal=internal,
         )
 
     @property
@@ -181,6 +204,24 @@ class NginxProxy(ManagedProcess):
         state = f"running on {self.base_url}" if self.running else "stopped"
         buffering = {True: "on", False: "off", None: "default"}[self.buffering]
         return f"<NginxProxy {self.name!r} proxy_buffering {buffering} {state}>"
+
+
+def _location_uri(uri: str) -> str:
+    """``uri`` checked for use in a config: a prefix like ``/name/``, nothing nginx would parse."""
+    if not (uri.startswith("/") and uri.endswith("/")) or any(c in uri for c in " ;{}\"'$#\\"):
+        raise ValueError(
+            f"An internal location must look like '/name/' (no spaces, quotes or ;{{}}$#), "
+            f"got {uri!r}."
+        )
+    return uri
+
+
+def _folder(folder: str | Path) -> Path:
+    """``folder`` as an absolute path that fits in a quoted nginx string."""
+    path = Path(folder).resolve()
+    if any(c in str(path) for c in '"\\$'):
+        raise ValueError(f"nginx cannot be given a folder whose path has \" \\ or $: {path}")
+    return path
 
 
 def start_nginx(upstream: DemoServer, **options: object) -> NginxProxy:
