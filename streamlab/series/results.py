@@ -686,6 +686,19 @@ GUIDE: dict[str, dict[str, Claim]] = {
             and v("08", "nginx kept a stream never idle as long as proxy_read_timeout")),
         "DEBUG = True costs the worker extra memory (07)": lambda v: (
             v("07", "extra worker memory with DEBUG on") > 0),
+        "under ASGI, FileResponse is read whole into the worker; under WSGI it streams (07)":
+            lambda v: (v("07", "FileResponse, worker memory rise, ASGI worker")
+                       > 10 * max(v("07", "FileResponse, worker memory rise, sync worker"), 1)),
+        "under ASGI, QuerySet.iterator() holds more than aiterator() (07)": lambda v: (
+            v("07", "DB export under ASGI, worker memory rise, iterator()")
+            > v("07", "DB export under ASGI, worker memory rise, aiterator()")),
+        "under ASGI, Django splits one large item into several body messages (06)": lambda v: (
+            v("06", "ASGI body messages for one 1 MiB item") > 1),
+        "gevent frees the worker during a stream, not during computation (05)": lambda v: (
+            v("05", "/hello wait behind a stream: gevent")
+            < v("05", "/hello wait behind a stream: sync")
+            and v("05", "/hello wait behind a CPU-bound view: gevent")
+            > v("05", "/hello wait behind a CPU-bound view: gthread")),
     },
 }
 """The claims of the wrap-up's decision guide, by section, each with the notebook that
