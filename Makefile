@@ -4,7 +4,7 @@
 #   make test-fast  the quick tier (under 3 min): views, wire, helpers, project checks;
 #               no notebook execution, reliability, hygiene, exposure or browser tests
 #   make lab    open the series in JupyterLab
-#   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=)
+#   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=, HTTP2=1)
 #   make bench  measure TTFB, memory and throughput; results in build/bench/
 #   make slides reveal.js slides of every notebook in build/slides/
 #   make readme-figures  README's reliability table from build/reliability/figures.json
@@ -45,7 +45,9 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 serve: $(STAMP)
-	$(PY) scripts/serve.py --port $(PORT) --worker-class $(WORKER_CLASS)
+# HTTP2=1 adds cleartext HTTP/2 on the same port; the sync worker has none, so unless
+# WORKER_CLASS is given, gthread serves it.
+	$(PY) scripts/serve.py --port $(PORT) --worker-class $(if $(and $(filter 1,$(HTTP2)),$(filter file,$(origin WORKER_CLASS))),gthread,$(WORKER_CLASS))$(if $(filter 1,$(HTTP2)), --http2)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(BENCH_ARGS)

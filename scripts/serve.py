@@ -4,6 +4,9 @@
     python scripts/serve.py --port 8000 --worker-class sync
     curl --raw -i "http://127.0.0.1:8000/download_csv_streaming?rows=5&chunk_rows=1"
 
+    python scripts/serve.py --worker-class gthread --http2      # HTTP/2 beside HTTP/1.1
+    curl -i --http2-prior-knowledge "http://127.0.0.1:8000/download_csv_streaming?rows=5"
+
 The command line is the one the notebooks use (streamlab.servers.gunicorn), so what you
 see here is what they measure. Stop it with Ctrl-C.
 
@@ -32,13 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="for the gthread worker")
     parser.add_argument("--timeout", type=float, default=30)
+    parser.add_argument("--http2", action="store_true",
+                        help="also speak cleartext HTTP/2 (gthread or asgi): "
+                             "curl --http2-prior-knowledge")
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    if args.http2 and args.worker_class == "sync":
+        parser.error("Gunicorn's sync worker does not speak HTTP/2 (it logs a warning and "
+                     "serves HTTP/1.1 only): add --worker-class gthread or asgi.")
 
     server = DemoServer(
         worker_class=args.worker_class, workers=args.workers,
-        threads=args.threads, timeout=args.timeout,
+        threads=args.threads, timeout=args.timeout, http2=args.http2,
     )
     command = server.command(args.port)
     try:

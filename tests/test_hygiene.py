@@ -80,7 +80,9 @@ def _kinds(processes: list[psutil.Process]) -> dict[str, int]:
     kinds: dict[str, int] = {}
     for process in processes:
         cmdline = " ".join(process.cmdline())
-        kind = ("gunicorn" if "gunicorn" in cmdline else "watchdog" if "watchdog" in cmdline
+        # The watchdog first: its arguments name the server's log file, "gunicorn-...".
+        kind = ("watchdog" if "streamlab.servers.watchdog" in cmdline
+                else "gunicorn" if "-m gunicorn" in cmdline
                 else "nginx" if "nginx" in cmdline else cmdline[:40])
         kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
@@ -136,7 +138,8 @@ def test_interrupted_streaming_cell_leaves_a_working_server_then_nothing(figures
             print(json.dumps({"port": server.port, "events": str(events.directory)}))
         """)
         info = json.loads(setup.splitlines()[-1])
-        master = next(p for p in notebook.kernel.children() if "gunicorn" in " ".join(p.cmdline()))
+        master = next(p for p in notebook.kernel.children()
+                      if "-m gunicorn" in " ".join(p.cmdline()))
         worker = master.children()[0]
 
         def interrupt_once_streaming() -> None:

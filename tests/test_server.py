@@ -225,7 +225,7 @@ def test_an_interrupted_start_leaves_nothing_behind():
         while len(gunicorn) < 2 and time.monotonic() < deadline:  # master and worker
             gunicorn = [
                 p for p in psutil.Process(child.pid).children(recursive=True)
-                if "gunicorn" in _command_line(p)  # not the watchdog beside them
+                if "-m gunicorn" in _command_line(p)  # not the watchdog beside them
             ]
             time.sleep(0.1)
         assert len(gunicorn) == 2, "the child never started Gunicorn"

@@ -247,6 +247,50 @@ class Target:
     met: bool
 
 
+@dataclass(frozen=True)
+class ProtocolRun:
+    """One protocol's reading of the same streamed body: medians over ``repeats`` runs.
+
+    ``framing_bytes`` is what the body's framing added on the wire: chunk-size
+    lines and CRLFs for HTTP/1.1, the nine-byte header of every DATA frame for
+    HTTP/2. ``head_bytes`` is the response head: the status line and header
+    fields, or the HEADERS frame (HPACK-compressed) with its frame header.
+    """
+
+    protocol: str
+    ttfb_s: float
+    total_s: float
+    throughput: float
+    framing_bytes: int
+    head_bytes: int
+    pieces_on_wire: int  # chunks, or DATA frames
+    ttfb_s_runs: list[float]
+    total_s_runs: list[float]
+
+
+@dataclass(frozen=True)
+class Http2Comparison:
+    """HTTP/1.1 against HTTP/2 for one streamed CSV, from the same server and run.
+
+    Ratios are HTTP/2 over HTTP/1.1: above 1 means HTTP/2 took longer (TTFB)
+    or went faster (throughput). ``window`` is the HTTP/2 client's flow-control
+    window, per stream and for the connection.
+    """
+
+    worker_class: str
+    path: str
+    rows: int
+    chunk_rows: int
+    bytes: int
+    pieces: int  # what the view yielded
+    repeats: int
+    window: int
+    http1: ProtocolRun
+    http2: ProtocolRun
+    ttfb_ratio: float
+    throughput_ratio: float
+
+
 @dataclass(frozen=True, kw_only=True)
 class BenchResults:
     """Everything one benchmark run measured: what ``results.json`` holds."""
@@ -263,6 +307,7 @@ class BenchResults:
     client_memory: ClientMemory
     elapsed_s: float
     targets: list[Target]
+    http2: Http2Comparison | None = None  # None in files written before it was measured
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts, lists and numbers, ready for ``json.dump``."""

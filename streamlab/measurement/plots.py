@@ -477,3 +477,150 @@ def file_memory_figure(rises: dict[str, dict[int, int]]) -> tuple[Figure, str]:
         if largest in points
     ) + "."
     return figure, reading
+
+
+# -- Notebook 09: streams to a browser ------------------------------------------------------------
+
+
+def token_arrival_figure(timelines: list[Any], think_s: float) -> tuple[Figure, str]:
+    """Characters of a chat answer received against time, one line per client (notebook 09).
+
+    ``timelines`` are ``sse_clients.TokenTimeline`` objects; ``think_s`` is the
+    server's think time, drawn as a dashed line: no client can see a token before it.
+    """
+    figure, ax = _figure("A token stream, read by Python clients and by a browser")
+    styles = ["-", "--", ":", "-."]
+    for number, timeline in enumerate(timelines):
+        t, chars = zip(*timeline.arrivals, strict=True)
+        ax.step([0.0, *t], [0, *chars], where="post", linewidth=2,
+                linestyle=styles[number % len(styles)], label=timeline.client)
+    ax.axvline(think_s, color="black", linestyle="--", linewidth=1,
+               label=f"the server's think time ({_ms(think_s)})")
+    ax.set_xlabel("time since the request was sent (s)")
+    ax.set_ylabel("characters of the answer received")
+    ax.set_ylim(bottom=0)
+    figure.legend(loc="outside lower center", ncols=2, fontsize="small")
+    firsts = "; ".join(f"{t.client} {_ms(t.first_token_s)}" for t in timelines)
+    spread = max(t.first_token_s for t in timelines) - min(t.first_token_s for t in timelines)
+    reading = (f"First token after: {firsts}. Every client saw it within {_ms(spread)} of the "
+               f"others, the whole answer arriving as it was produced.")
+    return figure, reading
+
+
+def open_streams_figure(runs: list[Any]) -> tuple[Figure, str]:
+    """When each of many simultaneous clients got its first event, per worker class.
+
+    ``runs`` are ``sse_bench.StreamsRun`` objects (clients connected at the same moment).
+    """
+    figure, ax = _figure("Clients connected at the same moment: when each got its first event")
+    for run in runs:
+        firsts = sorted(c.first_event_s for c in run.clients if c.first_event_s is not None)
+        ax.plot(range(1, len(firsts) + 1), firsts, "o-", markersize=5,
+                color=WORKER_COLORS.get(run.worker_class),
+                label=f"{run.worker_class}: {run.served_at_once} of {len(run.clients)} at once")
+    ax.set_xlabel("client, in the order its first event came")
+    ax.set_ylabel("first event after (s)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", fontsize="small")
+    reading = "; ".join(
+        f"{run.worker_class}: {run.served_at_once} of {len(run.clients)} clients served at once, "
+        f"the last first event after "
+        f"{_ms(max(c.first_event_s or 0.0 for c in run.clients))}" for run in runs) + "."
+    return figure, reading
+
+
+# -- Notebook 10: HTTP/2 -------------------------------------------------------------------
+
+
+def two_streams_figure(
+    panels: dict[str, tuple[list[tuple[float, int]], list[tuple[float, int]]]],
+    labels: tuple[str, str] = ("slow stream", "large download"),
+) -> tuple[Figure, str]:
+    """Body bytes received against time for two streams sharing one HTTP/2 connection,
+    one panel per server (notebook 10). ``panels`` maps a server's label to the two
+    timelines, (seconds since the requests were sent, bytes so far), slow one first."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(8.0, 3.8), sharey=True,
+                                layout="constrained")
+    figure.suptitle("Two streams on one HTTP/2 connection: does one hold the other up?")
+    readings = []
+    for ax, (server, timelines) in zip(list(axes), panels.items(), strict=True):
+        for timeline, label, color in zip(timelines, labels, ("tab:orange", "tab:blue"),
+                                          strict=True):
+            t, received = zip(*[(s, max(n, 1)) for s, n in timeline], strict=True)
+            ax.step(t, received, where="post", color=color, label=label, marker=".")
+        ax.set_title(server)
+        ax.set_yscale("log")
+        ax.set_xlabel("seconds since both requests were sent")
+        ax.grid(True, alpha=0.3)
+        slow, big = timelines
+        readings.append(f"{server}: the download's first byte at {_ms(big[1][0])}, its last at "
+                        f"{_ms(big[-1][0])}; the slow stream's last at {_ms(slow[-1][0])}")
+    axes[0].set_ylabel("body bytes received (log scale)")
+    axes[0].legend(loc="lower right", fontsize="small")
+    return figure, "; ".join(readings) + "."
+
+
+def stall_figure(timeline: list[tuple[float, int]], window: int, reset_s: float | None
+                 ) -> tuple[Figure, str]:
+    """Body bytes received by a client that never sends WINDOW_UPDATE (notebook 10)."""
+    figure, ax = _figure("HTTP/2 flow control: a client that gives no credit back")
+    t, received = zip(*timeline, strict=True)
+    ax.step(t, received, where="post", color="tab:blue", marker=".", label="body bytes received")
+    ax.axhline(window, color="grey", linestyle="--", linewidth=1,
+               label=f"the stream's window: {window:,} bytes")
+    if reset_s is not None:
+        ax.axvline(reset_s, color="tab:red", linestyle=":",
+                   label="RST_STREAM from the server")
+    ax.set_xlabel("seconds since the request was sent")
+    ax.set_ylabel("body bytes received")
+    ax.set_ylim(0, window * 1.3)
+    ax.legend(loc="lower right", fontsize="small")
+    last = min(s for s, n in timeline if n == received[-1])  # when the total was reached
+    reading = (f"{received[-1]:,} bytes arrived, the last of them at {_ms(last)}; "
+               "then nothing" + (f" until the server reset the stream at {_ms(reset_s)}."
+                                 if reset_s is not None else "."))
+    return figure, reading
+
+
+def framing_overhead_figure(points: dict[str, list[tuple[float, float]]]) -> tuple[Figure, str]:
+    """Framing bytes as a share of the body against the size of the pieces a view yields,
+    one line per protocol (notebook 10). ``points`` maps a protocol to
+    [(bytes per piece, framing bytes per 100 body bytes)]."""
+    figure, ax = _figure("What framing costs: HTTP/1.1 chunks against HTTP/2 DATA frames")
+    for (protocol, series), marker in zip(points.items(), ("o", "s"), strict=False):
+        x, y = zip(*series, strict=True)
+        ax.plot(x, y, marker=marker, label=protocol)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bytes per yielded piece (log scale)")
+    ax.set_ylabel("framing, % of the body (log scale)")
+    ax.legend()
+    smallest = {p: s[0][1] for p, s in points.items()}
+    largest = {p: s[-1][1] for p, s in points.items()}
+    reading = ("Framing as a share of the body, smallest pieces: " + ", ".join(
+        f"{p} {v:.1f}%" for p, v in smallest.items()) + "; largest pieces: " + ", ".join(
+        f"{p} {v:.3f}%" for p, v in largest.items()) + ".")
+    return figure, reading
+
+
+def stream_delays_figure(run: Any) -> tuple[Figure, str]:
+    """How late each event of many simultaneous streams came against its schedule (make bench).
+
+    ``run`` is an ``sse_bench.StreamsRun``: every client's events, each due
+    ``k * interval`` after that client's first event. Drawn as a cumulative share.
+    """
+    delays = sorted(d * 1000 for d in run.delays_s)
+    figure, ax = _figure(f"{len(run.clients)} event streams on one {run.worker_class} worker: "
+                         "lateness of every event")
+    ax.plot(delays, [(i + 1) / len(delays) for i in range(len(delays))], linewidth=2,
+            label=f"{len(delays):,} events, {run.count} per client, "
+                  f"{run.interval_s * 1000:.0f} ms apart")
+    ax.set_xlabel("delay against the event's schedule (ms)")
+    ax.set_ylabel("share of events at most this late")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize="small")
+    q = run.delay_percentiles_ms()
+    reading = (f"Half the events came within {q['p50']:.1f} ms of their schedule, 95% within "
+               f"{q['p95']:.1f} ms, the latest {q['max']:.1f} ms late; every client got every "
+               f"event in order: {run.all_in_order}.")
+    return figure, reading

@@ -22,6 +22,16 @@ GUNICORN_CONFIG = Path(__file__).with_name("gunicorn_config.py")
 WSGI_APP = "demo_app.wsgi:application"
 ASGI_APP = "demo_app.asgi:application"
 
+# HTTP/2 beside HTTP/1.1 on the same port, cleartext: a loopback peer (trusted through
+# Gunicorn's forwarded_allow_ips, 127.0.0.1 by default) may open with the HTTP/2 preface
+# (prior knowledge) or ask to upgrade; any other request is served as HTTP/1.1. With
+# "prior-knowledge" alone, Gunicorn would answer a trusted peer's HTTP/1.1 request with 400.
+HTTP2_ARGS = ("--http-protocols", "h2,h1", "--http2-cleartext", "both")
+# The workers that serve HTTP/2 (gunicorn/workers/gthread.py, base_async.py for gevent,
+# asgi/protocol.py). The sync worker logs a warning and stays on HTTP/1.1, which a notebook
+# shows; any other worker would ignore the setting without a word, so it is refused.
+HTTP2_WORKERS = ("gthread", "asgi", "gevent")
+
 class DemoServer(ManagedProcess):
     """The demo app under Gunicorn, on 127.0.0.1.
 
@@ -45,7 +55,13 @@ class DemoServer(ManagedProcess):
         name: str = "demo",
         port: int | None = None,
         startup_timeout: float = 30.0,
+        http2: bool = False,
     ) -> None:
+        if http2 and worker_class not in (*HTTP2_WORKERS, "sync"):
+            raise ValueError(
+                f"Gunicorn's {worker_class} worker does not speak HTTP/2 and would ignore "
+                f"http2=True silently: use one of {', '.join(HTTP2_WORKERS)}."
+            )
         super().__init__(
             name=name, port=port, startup_timeout=startup_timeout,
             stop_timeout=graceful_timeout + 5,
@@ -57,6 +73,7 @@ class DemoServer(ManagedProcess):
         self.graceful_timeout = graceful_timeout
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
+        self.http2 = http2
 
     @property
     def app(self) -> str:
@@ -76,6 +93,8 @@ class DemoServer(ManagedProcess):
         ]
         if self.threads is not None:
             cmd += ["--threads", str(self.threads)]
+        if self.http2:
+            cmd += HTTP2_ARGS
         return cmd + self.extra_args
 
     def environment(self) -> dict[str, str]:
@@ -90,7 +109,8 @@ class DemoServer(ManagedProcess):
 
     def __repr__(self) -> str:
         state = f"running on {self.base_url}" if self.running else "stopped"
-        return f"<DemoServer {self.name!r} {self.worker_class} x{self.workers} {state}>"
+        http2 = " +HTTP/2" if self.http2 else ""
+        return f"<DemoServer {self.name!r} {self.worker_class}{http2} x{self.workers} {state}>"
 
     def master_process(self) -> psutil.Process | None:
         """Gunicorn's master: it owns the listening socket and forks the workers."""

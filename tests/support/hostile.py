@@ -684,6 +684,17 @@ class Tally:
     def failures(self) -> int:
         return sum(self.problems.values())
 
+    def merged(self, other: Tally) -> Tally:
+        """Both tallies' counts together (examples up to the usual 20)."""
+        total = Tally(self.requests + other.requests)
+        for mine, theirs, into in ((self.per_url, other.per_url, total.per_url),
+                                   (self.per_category, other.per_category, total.per_category),
+                                   (self.problems, other.problems, total.problems)):
+            for key in {**mine, **theirs}:
+                into[key] = mine.get(key, 0) + theirs.get(key, 0)
+        total.examples = (self.examples + other.examples)[:20]
+        return total
+
 
 def run(hostiles: Iterable[Hostile], port: int, worker_class: str, *, host: str = HOST,
         threads: int = 1) -> Tally:

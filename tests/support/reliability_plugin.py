@@ -211,10 +211,10 @@ class ProjectProcess:
 
 def _kind(cmdline: list[str], name: str) -> str | None:
     joined = " ".join(cmdline)
+    if "streamlab.servers.watchdog" in joined:  # first: its arguments name "gunicorn-..." logs
+        return "watchdog"
     if "gunicorn" in joined and ("demo_app" in joined or str(PROJECT_ROOT) in joined):
         return "gunicorn"
-    if "streamlab.servers.watchdog" in joined:
-        return "watchdog"
     if "jupyter_server" in joined or "jupyter-lab" in joined or "jupyter-server" in joined:
         return "jupyter server"
     if "ipykernel_launcher" in joined:
