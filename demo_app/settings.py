@@ -68,6 +68,12 @@ DEMO_MAX_ROWS = _env_int("DEMO_MAX_ROWS", 2_000_000)
 DEMO_MAX_STREAMING_ROWS = _env_int("DEMO_MAX_STREAMING_ROWS", 100_000_000)
 DEMO_MAX_CHUNK_ROWS = _env_int("DEMO_MAX_CHUNK_ROWS", 1_000_000)
 DEMO_MAX_DELAY_MS = _env_int("DEMO_MAX_DELAY_MS", 10_000)
+# Server-sent events (notebook 09): events per stream, the longest silence a
+# heartbeat may cover, and the reconnection delay a stream may ask a browser for.
+# A stream holds a sync worker for its whole length, so these stay modest.
+DEMO_MAX_EVENTS = _env_int("DEMO_MAX_EVENTS", 100_000)
+DEMO_MAX_HEARTBEAT_S = _env_int("DEMO_MAX_HEARTBEAT_S", 300)
+DEMO_MAX_RETRY_MS = _env_int("DEMO_MAX_RETRY_MS", 60_000)
 # Rows per chunk when the request does not say. 4096 rows is about 80 KiB:
 # on the plateau of the throughput curve measured in notebook 04 and by
 # `make bench`, where the fixed cost of a chunk (a few microseconds each in

@@ -14,4 +14,5 @@ urlpatterns = [
     path("empty", views.empty),
     path("", include("demo_app.urls_async")),
     path("", include("demo_app.urls_patterns")),
+    path("", include("demo_app.urls_sse")),
 ]

@@ -5,8 +5,9 @@
     python scripts/bench.py --full                 # streams up to 1 GiB (a few minutes)
     python scripts/bench.py --sizes 1,8 --repeats 5 --chunk-rows 1,64,4096
 
-Writes build/bench/results.json and the figures as PNG next to it, prints a
-table and checks the benchmark's targets (each with the value measured).
+Writes build/bench/results.json and the figures as PNG next to it (the event
+streams of notebook 09 in build/bench/event_streams/), prints a table and checks
+the benchmark's targets (each with the value measured).
 Exit status 0 even when a target is missed, unless --strict is given.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ matplotlib.use("Agg")  # files only, no window
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from streamlab.measurement import bench, bench_results, plots  # noqa: E402
+from streamlab.measurement import bench, bench_results, http2_bench, plots, sse_bench  # noqa: E402
 from streamlab.paths import PROJECT_ROOT  # noqa: E402
 
 
@@ -79,12 +81,30 @@ def config_from(args: argparse.Namespace) -> bench_results.BenchConfig:
     return config
 
 
+def event_streams(out: Path) -> str:
+    """Hundreds of event streams held by one ASGI worker (notebook 09), in a folder of their
+    own (``event_streams/summary.json`` and ``delays.png``); returns the summary line."""
+    run = sse_bench.bench_streams(log=print)
+    folder = out / "event_streams"
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = sse_bench.bench_summary(run)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    figure, reading = plots.stream_delays_figure(run)
+    figure.savefig(folder / "delays.png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    print(f"{folder / 'delays.png'}: {reading}")
+    return sse_bench.format_summary(summary)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = config_from(args)
     started = time.perf_counter()
     results = bench.run(config, progress=not args.no_progress, log=print)
+    # The same streamed body over HTTP/1.1 and HTTP/2 (notebook 10), from a gthread server.
+    results = dataclasses.replace(results, http2=http2_bench.compare_for_bench(config, log=print))
     args.out.mkdir(parents=True, exist_ok=True)
+    streams_line = event_streams(args.out)  # many event streams on one ASGI worker (notebook 09)
     for name, (figure, reading) in plots.all_figures(results).items():
         path = args.out / f"{name}.png"
         figure.savefig(path, dpi=110, bbox_inches="tight")
@@ -94,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(results.to_json())
     print()
     print(bench.format_table(results))
+    if results.http2 is not None:
+        print()
+        print(http2_bench.format_comparison(results.http2))
+    print()
+    print(streams_line)
     print(f"\nResults in {args.out / 'results.json'} (schema version {results.schema_version}); "
           f"took {results.elapsed_s:.0f} s.")
     missed = [t.name for t in results.targets if not t.met]
