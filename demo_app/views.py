@@ -30,6 +30,9 @@ def index(request: HttpRequest) -> HttpResponse:
         "  /stream_sync  /stream_async                    the CSV from a sync or async generator",
         "  /export/streaming  /export/whole               a CSV export straight from the database",
         "  /files/file_response  /files/generator         a file: FileResponse or a generator",
+        "  /export/async  /files/async  /files/accel      what streams under ASGI, or via nginx",
+        "  /events?count=5&interval_ms=500                Server-Sent Events",
+        "  /tokens?format=sse  /chat                      a chat answer, token by token",
     ]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
 

@@ -6,7 +6,9 @@ and worker memory. ``memory``: RSS samplers for processes and process trees.
 readers, disconnects, the sync/async matrix, request timelines). ``files``:
 sending files and rows under each worker (memory against size, send cost,
 Range requests). ``proxies``: what middleware and proxies do to a stream
-(gzip arrivals, cut streams, intermediaries' timeouts). ``bench`` and
-``bench_results``: the benchmark behind ``make bench`` and its typed results;
-``plots``: every figure of the series.
+(gzip arrivals, cut streams, intermediaries' timeouts). ``sse_clients`` and
+``browser``: time to first token from Python clients and from headless
+Chromium. ``bench`` and ``bench_results``: the benchmark behind ``make bench``
+and its typed results, with ``http2_bench`` and ``sse_bench`` for its HTTP/2
+and event-stream sections; ``plots``: every figure of the series.
 """

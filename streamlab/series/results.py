@@ -655,6 +655,10 @@ GUIDE: dict[str, dict[str, Claim]] = {
             v("07", "file download, worker CPU, sendfile / generator") < 1),
         "close() ran for a full and a cut-short body (02)": lambda v: (
             v("02", "request_finished signals, full + cut-short body") == 2),
+        "to a browser on Binder: EventSource streams through jupyter-server-proxy (09)":
+            lambda v: v("09", "EventSource streamed through jupyter-server-proxy") is True,
+        "HTTP/2: a client that grants no credit gets one window, 65,535 bytes (10)": lambda v: (
+            v("10", "HTTP/2 bytes sent to a client giving no credit") == 65_535),
     },
     "what breaks it": {
         "mismatched pairs do not stream: WSGI + async, ASGI + sync iterator (06)": lambda v: (
@@ -684,6 +688,13 @@ GUIDE: dict[str, dict[str, Claim]] = {
         "nginx cuts a stream idle longer than proxy_read_timeout, not a busy one (08)": lambda v: (
             v("08", "nginx cut a stream idle longer than proxy_read_timeout")
             and v("08", "nginx kept a stream never idle as long as proxy_read_timeout")),
+        "a sync worker serves one event stream at a time (09)": lambda v: (
+            v("09", "clients served at once, sync worker") == 1),
+        "a sync worker keeps producing tokens after the client left (09)": lambda v: (
+            v("09", "tokens produced after the client left, sync worker") > 0),
+        "HTTP/2 on gthread: a second stream on one connection waits for the first (10)":
+            lambda v: v("10", "gthread: 2nd stream waits for the 1st on one HTTP/2 connection")
+            is True,
         "DEBUG = True costs the worker extra memory (07)": lambda v: (
             v("07", "extra worker memory with DEBUG on") > 0),
         "under ASGI, FileResponse is read whole into the worker; under WSGI it streams (07)":
