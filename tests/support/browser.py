@@ -6,27 +6,16 @@ through the UI as a learner would, save it, and take a screenshot.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
 import nbformat
 
-# Chromium as root, offline: no sandbox, no GPU, and none of the background
-# connections that a closed network would refuse over and over.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+# Where Chromium is and how it starts (offline, as root) is the library's, which notebook 09
+# uses too; the test imports both names from here with the JupyterLab driver.
+from streamlab.measurement.browser import CHROMIUM_ARGS, chromium_path
 
-
-def chromium_path() -> str | None:
-    """The Chromium binary to use: $STREAMLAB_CHROMIUM, else chromium on PATH."""
-    configured = os.environ.get("STREAMLAB_CHROMIUM")
-    if configured:
-        return configured if Path(configured).exists() else None
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+__all__ = ["CHROMIUM_ARGS", "chromium_path", "run_notebook_in_lab"]
 
 
 def run_notebook_in_lab(
