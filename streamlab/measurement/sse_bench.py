@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..servers.gunicorn import DemoServer
+from ..wire.chunked import parse_size_line
 from ..wire.http1 import build_request, split_url
 from ..wire.sse import EventStreamParser
 from .memory import RssSampler
@@ -128,7 +129,7 @@ async def _read_chunked_events(reader: asyncio.StreamReader, sent: float,
     ended = False
     while True:
         size_line = await asyncio.wait_for(reader.readline(), deadline - time.perf_counter())
-        size = int(size_line.split(b";")[0], 16)
+        size, _ = parse_size_line(size_line.rstrip(b"\r\n"))
         data = await asyncio.wait_for(reader.readexactly(size + 2), deadline - time.perf_counter())
         if size == 0:
             return arrivals, ids, ended
