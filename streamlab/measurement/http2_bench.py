@@ -87,7 +87,10 @@ def read_http2(url: str, *, window: int = BROWSER_WINDOW, timeout: float = 60.0)
     """GET ``url`` over HTTP/2 (prior knowledge) on a new connection, read to END_STREAM."""
     stream, _ = http2.get(url, window=window, timeout=timeout)
     if not stream.ended:
-        raise RuntimeError(f"The HTTP/2 stream for {url} did not end (reset: {stream.reset}).")
+        raise RuntimeError(
+            f"The HTTP/2 stream for {url} did not end (reset: {stream.reset}): see the "
+            "server's log; a CANCEL reset usually means its --timeout is too short for this "
+            "body, a missing reset that the read timed out first (raise `timeout`).")
     data_frames = stream.data_frames
     head = sum(f.wire_size for f in stream.frames if f.type_name in ("HEADERS", "CONTINUATION"))
     body = bytes(stream.body)
@@ -213,7 +216,10 @@ def framing_costs(server: DemoServer, rows: int, chunk_rows: Sequence[int]) -> l
         url = server.url(f"{path}?rows={rows}&chunk_rows={size}")
         one, two = read_http1(url), read_http2(url)
         if one.body != two.body:
-            raise RuntimeError(f"HTTP/1.1 and HTTP/2 bodies differ for {url}.")
+            raise RuntimeError(
+                f"HTTP/1.1 and HTTP/2 bodies differ for {url} ({len(one.body):,} against "
+                f"{len(two.body):,} bytes): see the server's log for an error mid-stream, "
+                "then compare the two with read_http1(url) and read_http2(url).")
         costs.append(FramingCost(size, one.pieces_on_wire - 1, len(one.body), one.framing_bytes,
                                  two.framing_bytes, two.pieces_on_wire))
     return costs
@@ -245,6 +251,7 @@ class Stall:
     event: dict[str, Any] | None  # the generator's own record (StreamEvents), if it ended
     full_bytes: int  # what the view would have produced
     timeline: list[tuple[float, int]]  # (seconds since the request was sent, bytes so far)
+    tag: str  # the stream's StreamEvents tag: its record may still come later
 
     @property
     def produced(self) -> int | None:
@@ -276,7 +283,7 @@ def stop_reading(server: DemoServer, events: StreamEvents, *, rows: int, chunk_r
         reset=None if reset is None else reset.error_name,
         reset_s=None if reset is None else reset.at - stream.sent_at,
         event=events.wait(tag, timeout=record_s), full_bytes=csvgen.csv_size(rows),
-        timeline=stream.timeline() + [(watched_until, len(stream.body))])
+        timeline=stream.timeline() + [(watched_until, len(stream.body))], tag=tag)
 
 
 # -- nginx as an HTTP/2 front ---------------------------------------------------------------

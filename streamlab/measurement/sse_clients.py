@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -36,6 +36,7 @@ class TokenTimeline:
     arrivals: tuple[tuple[float, int], ...]  # (s since the request was sent, chars so far)
     total_s: float  # until the stream had ended
     text: str
+    reads: int | None = None  # network reads that returned bytes (None: not counted)
 
     @property
     def first_token_s(self) -> float | None:
@@ -44,8 +45,8 @@ class TokenTimeline:
     def row(self) -> dict[str, object]:
         first = self.first_token_s
         return {"client": self.client, "first token s": "-" if first is None else f"{first:.3f}",
-                "pieces": len(self.arrivals), "characters": len(self.text),
-                "end s": f"{self.total_s:.3f}"}
+                "pieces": len(self.arrivals), "reads": "-" if self.reads is None else self.reads,
+                "characters": len(self.text), "end s": f"{self.total_s:.3f}"}
 
 
 def timeline_from_lines(client: str, lines: Iterable[str], start: float) -> TokenTimeline:
@@ -72,13 +73,26 @@ def requests_tokens(
     ``iter_lines`` asks urllib3 for ``chunk_size`` bytes at a time. On a chunked
     body urllib3 hands over each chunk as it comes, however small; on a body
     without chunked framing (ended by the connection's close) a read waits until
-    ``chunk_size`` bytes have arrived, or the body has ended.
+    ``chunk_size`` bytes have arrived, or the body has ended. ``reads`` counts the
+    pieces ``iter_content`` (under ``iter_lines``) returned, one per network read.
     """
     start = time.perf_counter()
+    reads = 0
     with requests.get(url, stream=True, headers=dict(headers or {}), timeout=timeout) as reply:
         reply.raise_for_status()
+        iter_content = reply.iter_content
+
+        def counted(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            nonlocal reads
+            for piece in iter_content(*args, **kwargs):
+                reads += bool(piece)
+                yield piece
+
+        reply.iter_content = counted  # type: ignore[method-assign]  # iter_lines calls it
         lines = (line.decode("utf-8", "replace") for line in reply.iter_lines(chunk_size))
-        return timeline_from_lines(client or f"requests, chunk_size={chunk_size}", lines, start)
+        timeline = timeline_from_lines(client or f"requests, chunk_size={chunk_size}", lines,
+                                       start)
+    return replace(timeline, reads=reads)
 
 
 def httpx_available() -> bool:

@@ -429,6 +429,12 @@ class Http2Client:
         that answered in something other than HTTP/2 (``b"HTTP/1.1 400 ..."``)."""
         return bytes(self._buffer)
 
+    @property
+    def connected_at(self) -> float:
+        """``time.perf_counter()`` when ``connect()`` began: puts two clients' times on
+        one clock (``b.connected_at - a.connected_at`` turns b's times into a's)."""
+        return self._t0
+
     def now(self) -> float:
         """Seconds since ``connect()`` began (so a TTFB can include the connection set-up)."""
         return time.perf_counter() - self._t0
