@@ -60,3 +60,20 @@ def test_notebook_follows_the_conventions(path):
     assert all(c["metadata"]["slideshow"]["slide_type"] == "skip" for c in solutions)
     for cell in cells:
         assert cell["metadata"].get("slideshow", {}).get("slide_type") in SLIDE_TYPES
+
+
+@pytest.mark.notebooks
+def test_a_failing_notebook_names_the_check_that_failed(tmp_path):
+    # A bare assert says only "AssertionError:"; a CI log must say which one failed.
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("y = 2\nassert x == y\nprint('never')"),
+    ])
+    path = tmp_path / "failing.ipynb"
+    nbformat.write(nb, path)
+    result = run(path)
+    assert not result.ok
+    assert result.error.startswith("AssertionError")
+    assert "line 2" in result.error and "assert x == y" in result.error

@@ -25,6 +25,7 @@ from streamlab.measurement.workers import (
     log_lines,
     matching_iterator,
     probe_while,
+    replaced_workers,
     request_timeline,
     run_concurrently,
     run_matrix,
@@ -150,6 +151,7 @@ def test_a_stream_longer_than_the_timeout(events):
                    env=events.env) as asgi,
     ):
         servers = {"sync": sync, "gthread": gthread, "gevent": gevent, "asgi": asgi}
+        before = [p.pid for p in sync.worker_processes()]
         tags = {name: events.tag(name) for name in servers}
         outcomes = run_concurrently({
             name: partial(stream_outcome, server.url(
@@ -157,6 +159,10 @@ def test_a_stream_longer_than_the_timeout(events):
             for name, server in servers.items()})
         records = {name: events.wait(tag) for name, tag in tags.items()}
         assert log_lines(sync, "WORKER TIMEOUT")
+        after = replaced_workers(sync, before)
+        assert len(after) == len(before) and not set(after) & set(before)
+        with pytest.raises(TimeoutError, match="not replaced after 0.2 s"):
+            replaced_workers(sync, after, timeout=0.2)  # nothing kills these
         for name in ("gthread", "gevent", "asgi"):
             assert not log_lines(servers[name], "WORKER TIMEOUT"), name
     assert not outcomes["sync"]["complete"] and "cut short" in outcomes["sync"]["error"]

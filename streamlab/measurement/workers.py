@@ -38,12 +38,13 @@ import textwrap
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import requests
 
 from ..servers.gunicorn import DemoServer
@@ -379,6 +380,33 @@ def disconnect_outcome(
         "finally_after_s": None if event is None else event["ended"] - client["disconnected_at"],
         "thread": None if event is None else event["thread"],
     }
+
+
+def replaced_workers(server: DemoServer, old: Iterable[int], timeout: float = 10.0) -> list[int]:
+    """The worker pids once Gunicorn's master has replaced every pid in ``old``.
+
+    A worker killed for its timeout takes a moment to exit and be reaped, and
+    its replacement a moment to boot; reading the pids at once can still see
+    the old one. Raises ``TimeoutError`` if the replacement takes over ``timeout`` s.
+    """
+    old = set(old)
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [p.pid for p in server.worker_processes() if _alive(p)]
+        if pids and not old & set(pids) and len(pids) >= len(old):
+            return pids
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{server}: workers {sorted(old)} not replaced after {timeout} s "
+                               f"(now {pids}); its log:\n{server.log[-2000:]}")
+        time.sleep(0.05)
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Running, not exited and waiting to be reaped (a zombie)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def log_lines(server: DemoServer, *needles: str) -> list[str]:

@@ -94,8 +94,7 @@ def run(
         try:
             client.execute()
         except (CellExecutionError, CellTimeoutError) as exc:
-            text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # no terminal colours
-            error = text.splitlines()[-1] if text else type(exc).__name__
+            error = _describe(exc)
     result = RunResult(path, time.perf_counter() - start, error, memory.peak_total, nb)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +104,22 @@ def run(
         html_dir.mkdir(parents=True, exist_ok=True)
         result.html = render_html(nb, html_dir / path.with_suffix(".html").name)
     return result
+
+
+def _describe(exc: Exception) -> str:
+    """The error's last line, and the notebook line that raised it.
+
+    A bare ``assert`` says only "AssertionError:"; the line (IPython marks it
+    ``---->`` in the traceback) says which check failed, which CI logs need.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # no terminal colours
+    if not text:
+        return type(exc).__name__
+    lines = text.splitlines()
+    cell = next((line for line in lines if line.lstrip().startswith("Cell In[")), "")
+    raised = next((line.split("---->", 1)[1].strip() for line in lines if "---->" in line), "")
+    where = f" [{cell.strip()}: {raised}]" if raised else ""
+    return lines[-1].strip() + where
 
 
 @contextmanager
