@@ -7,6 +7,7 @@ port, ready once the app answers and all its workers have booted.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -98,7 +99,8 @@ class DemoServer(ManagedProcess):
         return cmd + self.extra_args
 
     def environment(self) -> dict[str, str]:
-        return {"DJANGO_SETTINGS_MODULE": "demo_app.settings", "PYTHONUNBUFFERED": "1", **self.env}
+        return {"DJANGO_SETTINGS_MODULE": "demo_app.settings", "PYTHONUNBUFFERED": "1",
+                **hub_hosts(), **self.env}
 
     def ready(self) -> bool:
         try:
@@ -125,6 +127,19 @@ class DemoServer(ManagedProcess):
             return master.children()
         except psutil.NoSuchProcess:
             return []
+
+
+def hub_hosts() -> dict[str, str]:
+    """``DJANGO_ALLOWED_HOSTS=*`` on a JupyterHub (Binder included), else nothing.
+
+    There the learner's browser reaches the app through jupyter-server-proxy,
+    which forwards the browser's ``Host``: the hub's public name, which the
+    kernel cannot know (``JUPYTERHUB_SERVICE_PREFIX`` says only that a hub is
+    in front). Django would refuse it with a 400 (``DisallowedHost``). Any host
+    is safe to accept there because the app still listens on 127.0.0.1 only:
+    the one way in from outside is the hub's proxy, which wants the learner's login.
+    """
+    return {"DJANGO_ALLOWED_HOSTS": "*"} if os.environ.get("JUPYTERHUB_SERVICE_PREFIX") else {}
 
 
 def start_server(**options: object) -> DemoServer:

@@ -25,18 +25,31 @@ class JupyterServer(ManagedProcess):
     """``jupyter server`` (with JupyterLab) on 127.0.0.1 and a random token.
 
     It serves ``root_dir``, or an empty temporary folder when none is given.
+    ``hub_prefix`` (e.g. ``"/user/ada/"``) makes it look like a JupyterHub
+    single-user server, as on Binder: everything lives under that prefix, the
+    kernels get ``JUPYTERHUB_SERVICE_PREFIX``, and requests may carry any
+    ``Host`` (``allow_remote_access``: the hub's proxy forwards the browser's,
+    which names the hub, not this machine). It still listens on 127.0.0.1 only.
     """
 
     kind = "jupyter"
 
     def __init__(
         self, *, name: str = "jupyter", root_dir: str | os.PathLike | None = None,
-        startup_timeout: float = 60.0,
+        startup_timeout: float = 60.0, hub_prefix: str | None = None,
     ) -> None:
         super().__init__(name=name, startup_timeout=startup_timeout)
         self.token = secrets.token_hex(16)
         self._private = tempfile.TemporaryDirectory(prefix="streamlab-jupyter-")
         self.root_dir = str(root_dir or self._private.name)
+        if hub_prefix is not None and not (hub_prefix.startswith("/") and hub_prefix.endswith("/")):
+            raise ValueError(f"hub_prefix must start and end with '/', got {hub_prefix!r}")
+        self.hub_prefix = hub_prefix
+
+    def url(self, path: str = "/") -> str:
+        """The full URL of ``path`` on this server (under the hub prefix, if any)."""
+        prefix = (self.hub_prefix or "/").rstrip("/")
+        return self.base_url + prefix + (path if path.startswith("/") else "/" + path)
 
     def command(self, port: int) -> list[str]:
         cmd = [
@@ -46,11 +59,17 @@ class JupyterServer(ManagedProcess):
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # containers and CI machines often run as root
+        if self.hub_prefix is not None:
+            cmd += [f"--ServerApp.base_url={self.hub_prefix}",
+                    "--ServerApp.allow_remote_access=True"]
         return cmd
 
     def environment(self) -> dict[str, str]:
         # Keep the server's runtime files (connection files, cookies secret) private.
-        return {"JUPYTER_RUNTIME_DIR": os.path.join(self._private.name, "runtime")}
+        env = {"JUPYTER_RUNTIME_DIR": os.path.join(self._private.name, "runtime")}
+        if self.hub_prefix is not None:  # what a hub's spawner sets; kernels inherit it
+            env["JUPYTERHUB_SERVICE_PREFIX"] = self.hub_prefix
+        return env
 
     def temporary_paths(self) -> list[Path]:
         return [*super().temporary_paths(), Path(self._private.name)]
