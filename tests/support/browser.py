@@ -15,7 +15,7 @@ import nbformat
 # uses too; the test imports both names from here with the JupyterLab driver.
 from streamlab.measurement.browser import CHROMIUM_ARGS, chromium_path
 
-__all__ = ["CHROMIUM_ARGS", "chromium_path", "run_notebook_in_lab"]
+__all__ = ["CHROMIUM_ARGS", "chromium_path", "close_notebook_tab", "run_notebook_in_lab"]
 
 
 def run_notebook_in_lab(
@@ -58,6 +58,12 @@ def run_notebook_in_lab(
             dismiss.click()  # the "get notified about Jupyter news?" pop-up
         page.screenshot(path=str(screenshot))
     return nb
+
+
+def close_notebook_tab(page) -> None:
+    """Close the active notebook's tab, as a learner does between notebooks (File > Close Tab)."""
+    page.click(".jp-NotebookPanel .jp-Cell >> nth=0")
+    _menu(page, "File", "^Close Tab$")
 
 
 def _scroll_to(page, text: str | None) -> None:
