@@ -4,10 +4,12 @@
     python scripts/bench.py                        # about a minute: bodies of 1, 4 and 16 MiB
     python scripts/bench.py --full                 # streams up to 1 GiB (a few minutes)
     python scripts/bench.py --sizes 1,8 --repeats 5 --chunk-rows 1,64,4096
+    python scripts/bench.py --only event-streams   # the event streams alone (about 20 s)
 
 Writes build/bench/results.json and the figures as PNG next to it (the event
-streams of notebook 09 in build/bench/event_streams/), prints a table and checks
-the benchmark's targets (each with the value measured).
+streams of notebook 09 in build/bench/event_streams/: summary.json, delays.png,
+worker_classes.png), prints a table and checks the benchmark's targets (each
+with the value measured; the event streams' three are among them).
 Exit status 0 even when a target is missed, unless --strict is given.
 """
 
@@ -27,6 +29,7 @@ matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from streamlab.measurement import bench, bench_results, http2_bench, plots, sse_bench  # noqa: E402
+from streamlab.measurement.bench_results import Target  # noqa: E402
 from streamlab.paths import PROJECT_ROOT  # noqa: E402
 
 
@@ -55,6 +58,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="body size of the throughput sweep (default 4, 16 with --full)")
     parser.add_argument("--client-mib", type=float, metavar="MIB",
                         help="body size for the client memory comparison (default 16)")
+    parser.add_argument("--streams", type=int, default=sse_bench.BENCH_CLIENTS, metavar="N",
+                        help="event streams held at once by one ASGI worker (default "
+                             f"{sse_bench.BENCH_CLIENTS}, the target's floor)")
+    parser.add_argument("--stream-events", type=int, default=sse_bench.BENCH_COUNT, metavar="N",
+                        help=f"events per stream, {sse_bench.BENCH_INTERVAL_MS} ms apart "
+                             f"(default {sse_bench.BENCH_COUNT})")
+    parser.add_argument("--only", choices=["event-streams"],
+                        help="run one section alone; results.json is left as it was")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build" / "bench",
                         help="directory for results.json and the PNG figures")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -62,6 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if not 1 <= args.streams <= sse_bench.MAX_CLIENTS:
+        parser.error(f"--streams must be between 1 and {sse_bench.MAX_CLIENTS}")
+    if not 2 <= args.stream_events <= 1000:
+        parser.error("--stream-events must be between 2 and 1000")
     return args
 
 
@@ -81,30 +96,49 @@ def config_from(args: argparse.Namespace) -> bench_results.BenchConfig:
     return config
 
 
-def event_streams(out: Path) -> str:
-    """Hundreds of event streams held by one ASGI worker (notebook 09), in a folder of their
-    own (``event_streams/summary.json`` and ``delays.png``); returns the summary line."""
-    run = sse_bench.bench_streams(log=print)
+def event_streams(out: Path, *, clients: int, count: int) -> tuple[dict, list[Target]]:
+    """Event streams (notebook 09): many held by one ASGI worker, judged against three
+    targets, beside the sync and gthread workers. Written to a folder of their own
+    (``event_streams/summary.json``, ``delays.png``, ``worker_classes.png``); returns the
+    summary and the targets."""
+    runs = sse_bench.bench_streams(clients=clients, count=count, log=print)
     folder = out / "event_streams"
     folder.mkdir(parents=True, exist_ok=True)
-    summary = sse_bench.bench_summary(run)
+    summary = sse_bench.bench_summary(runs)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    figure, reading = plots.stream_delays_figure(run)
-    figure.savefig(folder / "delays.png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    print(f"{folder / 'delays.png'}: {reading}")
-    return sse_bench.format_summary(summary)
+    for name, (figure, reading) in {
+        "delays": plots.stream_delays_figure(*runs, limit_ms=sse_bench.P95_LIMIT_MS),
+        "worker_classes": plots.open_streams_figure(runs, share=True),
+    }.items():
+        figure.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        print(f"{folder / name}.png: {reading}")
+    return summary, sse_bench.evaluate_streams(runs[0])
+
+
+def only_event_streams(args: argparse.Namespace) -> int:
+    """``--only event-streams``: that section alone, its targets printed after it."""
+    summary, targets = event_streams(args.out, clients=args.streams, count=args.stream_events)
+    print()
+    print(sse_bench.format_summary(summary))
+    print(f"\nResults in {args.out / 'event_streams'}.")
+    return 1 if args.strict and not all(t.met for t in targets) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only == "event-streams":
+        return only_event_streams(args)
     config = config_from(args)
     started = time.perf_counter()
     results = bench.run(config, progress=not args.no_progress, log=print)
     # The same streamed body over HTTP/1.1 and HTTP/2 (notebook 10), from a gthread server.
     results = dataclasses.replace(results, http2=http2_bench.compare_for_bench(config, log=print))
     args.out.mkdir(parents=True, exist_ok=True)
-    streams_line = event_streams(args.out)  # many event streams on one ASGI worker (notebook 09)
+    # Many event streams on one ASGI worker, sync and gthread beside it (notebook 09).
+    streams, stream_targets = event_streams(args.out, clients=args.streams,
+                                            count=args.stream_events)
+    results = dataclasses.replace(results, targets=[*results.targets, *stream_targets])
     for name, (figure, reading) in plots.all_figures(results).items():
         path = args.out / f"{name}.png"
         figure.savefig(path, dpi=110, bbox_inches="tight")
@@ -118,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(http2_bench.format_comparison(results.http2))
     print()
-    print(streams_line)
+    print(sse_bench.format_summary(streams, targets=False))  # its targets are in the table
     print(f"\nResults in {args.out / 'results.json'} (schema version {results.schema_version}); "
           f"took {results.elapsed_s:.0f} s.")
     missed = [t.name for t in results.targets if not t.met]

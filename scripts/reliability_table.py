@@ -51,6 +51,9 @@ ROWS = (
     Row("disconnects", "disconnects: streaming downloads and database exports aborted at random "
         "points; each generator's cleanup must run (GeneratorExit under WSGI, CancelledError "
         "under ASGI)", ("aborted downloads", "generator cleanups seen")),
+    Row("disconnects (event streams)", "disconnects from event streams: /events and /tokens on "
+        "the sync, gthread and ASGI workers, each left after its first one to three events; "
+        "each generator's cleanup must run", ("aborted event streams", "generator cleanups seen")),
     Row("load", "load: concurrent full downloads on gthread and ASGI, each body verified",
         ("downloads", "verified"), notes=True),
     Row("load (sync worker)", "load on the sync worker (reported, not hidden)",

@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from demo_app import csvgen
-from streamlab.measurement import bench, bench_results
+from streamlab.measurement import bench, bench_results, sse_bench
+from streamlab.measurement.sse_bench import ClientRun, StreamsRun
 from streamlab.paths import PROJECT_ROOT
 from streamlab.schema import SchemaError, decode
 from streamlab.tables import format_table
@@ -93,7 +94,7 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
     command = [
         sys.executable, "scripts/bench.py", "--sizes", "0.1,0.5", "--repeats", "1",
         "--chunk-rows", "1,4096", "--chunk-mib", "0.25", "--client-mib", "0.5",
-        "--no-progress", "--out", str(out),
+        "--no-progress", "--streams", "12", "--stream-events", "3", "--out", str(out),
     ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -106,7 +107,12 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
     for kind in bench_results.KINDS:
         for p in results.sizes.points(kind):
             assert p.bytes == csvgen.csv_size(p.rows)
-    assert len(results.targets) == 5 and all(isinstance(t.met, bool) for t in results.targets)
+    # Notebook 04's five targets, then the event streams' three.
+    assert len(results.targets) == 8 and all(isinstance(t.met, bool) for t in results.targets)
+    assert [t.name for t in results.targets[5:]] == [
+        "event streams: none lost or reordered", "event streams: delay p95",
+        "event streams: worker memory"]
+    assert not results.targets[5].met  # 12 streams are fewer than the target's 200
     for t in results.targets:
         assert t.measured in done.stdout
     assert "StreamingHttpResponse" in done.stdout and "in-process CPU s" in done.stdout
@@ -115,6 +121,30 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
         "arrival", "ttfb_vs_size", "worker_memory_vs_size", "client_memory",
         "throughput_vs_chunk_size"))
     assert all((out / name).stat().st_size > 10_000 for name in pngs)
+
+    streams = out / "event_streams"
+    summary = json.loads((streams / "summary.json").read_text())
+    assert summary["targets"] == [dataclasses.asdict(t) for t in results.targets[5:]]
+    runs = {r["worker_class"]: r for r in summary["runs"]}
+    assert list(runs) == ["asgi", "sync", "gthread"]
+    assert runs["asgi"]["clients"] == 12 and runs["asgi"]["events"] == 3
+    assert (runs["sync"]["workers"], runs["sync"]["clients"]) == (
+        sse_bench.SYNC_WORKERS, sse_bench.QUEUE_ROUNDS * sse_bench.SYNC_WORKERS)
+    assert (runs["gthread"]["threads"], runs["gthread"]["clients"]) == (
+        sse_bench.GTHREAD_THREADS, sse_bench.QUEUE_ROUNDS * sse_bench.GTHREAD_THREADS)
+    for run in runs.values():
+        assert run["all_events_in_order"], run
+        assert run["lost_events"] == run["reordered_events"] == run["failed_clients"] == 0
+    assert sorted(p.name for p in streams.glob("*.png")) == ["delays.png", "worker_classes.png"]
+    assert all(p.stat().st_size > 10_000 for p in streams.glob("*.png"))
+
+
+def test_the_script_refuses_a_bad_stream_count_before_starting_anything():
+    done = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--only", "event-streams", "--streams", "0"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--streams must be between 1 and" in done.stderr and "Traceback" not in done.stderr
 
 
 # -- targets and results.json, from made-up numbers --------------------------------------
@@ -150,6 +180,114 @@ SWEEP = bench_results.ChunkSweep(
     points=[_chunk_point(1, ROWS, 2 * MiB, 2.0, 1.5, 1.0),
             _chunk_point(4096, 49, 38 * MiB, 0.1, 0.11, 0.01)],
 )
+
+
+# -- the event streams' targets, from made-up streams ---------------------------------------
+
+
+def _client(index, *, sent_s=0.0, count=3, interval_s=0.1, late_s=(), ids=None):
+    """A client whose event k came ``k * interval_s`` after its first, plus ``late_s[k]``."""
+    lateness = list(late_s) + [0.0] * count
+    arrivals = tuple(0.01 + k * interval_s + lateness[k] for k in range(count))
+    return ClientRun(index, sent_s, arrivals,
+                     tuple(ids or (str(n) for n in range(1, count + 1))), ended=True)
+
+
+def _streams(clients, *, interval_s=0.1, count=3, kib_per_stream=50, worker_class="asgi",
+             **options):
+    baseline = 40 * MiB
+    return StreamsRun(worker_class, count, interval_s, tuple(clients), seconds=1.0,
+                      rss_baseline=baseline,
+                      rss_peak=baseline + round(kib_per_stream * KiB * len(clients)), **options)
+
+
+def _good(n=200, **kwargs):
+    return _streams([_client(i, count=kwargs.get("count", 3),
+                             interval_s=kwargs.get("interval_s", 0.1)) for i in range(n)],
+                    **kwargs)
+
+
+def _judged(run):
+    return {t.name.removeprefix("event streams: "): t for t in sse_bench.evaluate_streams(run)}
+
+
+def test_event_stream_targets_are_met_by_streams_that_meet_them():
+    targets = _judged(_good())
+    assert {name: t.met for name, t in targets.items()} == {
+        "none lost or reordered": True, "delay p95": True, "worker memory": True}
+    assert targets["none lost or reordered"].measured == (
+        "200 of 200 streams open at once; 0 of 600 events lost, 0 reordered, 0 clients failed")
+    assert targets["worker memory"].measured.startswith("50 KiB per stream")
+
+
+def _missed(run):
+    return [name for name, t in _judged(run).items() if not t.met]
+
+
+def test_each_event_stream_target_is_missed_for_its_own_reason():
+    good = [_client(i) for i in range(199)]
+    lost = _streams([*good, _client(199, count=2, ids=("1", "3"))])
+    assert _missed(lost) == ["none lost or reordered"]
+    assert "1 of 600 events lost, 0 reordered" in _judged(lost)["none lost or reordered"].measured
+    swapped = _streams([*good, _client(199, ids=("1", "3", "2"))])
+    assert _missed(swapped) == ["none lost or reordered"]
+    assert "0 of 600 events lost, 1 reordered" in _judged(swapped)[
+        "none lost or reordered"].measured
+    assert _missed(_good(199)) == ["none lost or reordered"]  # fewer streams than the target's
+    # One client in five gets its 2nd and 3rd events 150 ms late: 13% of events, over p95.
+    late = _streams([_client(i, late_s=(0, 0.15, 0.15) if i % 5 == 0 else ()) for i in range(200)])
+    assert _missed(late) == ["delay p95"] and "p95 150.0 ms" in _judged(late)["delay p95"].measured
+    assert _missed(_good(interval_s=0.25)) == ["delay p95"]  # 4 events/s: not the target's rate
+    assert _missed(_good(kib_per_stream=65)) == ["worker memory"]
+    unmeasured = dataclasses.replace(_good(), rss_baseline=None, rss_peak=None)
+    assert _missed(unmeasured) == ["worker memory"]
+    assert _judged(unmeasured)["worker memory"].measured == "not measured"
+
+
+def test_lost_reordered_and_failed_streams_are_counted_apart():
+    run = _streams([
+        _client(0, ids=("1", "2", "2")),  # a repeat: counted as out of order, and 3 lost
+        _client(1, count=2, ids=("2", "1")),  # both came, 3 lost, one out of order
+        ClientRun(2, 0.0, (), (), ended=False, error="TimeoutError: "),
+    ])
+    assert (run.lost_events, run.reordered_events, run.failed_clients) == (1 + 1 + 3, 2, 1)
+    assert not run.all_in_order
+
+
+def test_a_queue_of_streams_shows_in_who_was_served_at_once():
+    """Six clients on two sync workers (made up): two streams at a time, three rounds."""
+    clients = [_client(i, sent_s=0.0, count=3) for i in range(2)]
+    clients += [ClientRun(i, 0.0, tuple(round_s + 0.01 + k * 0.1 for k in range(3)),
+                          ("1", "2", "3"), ended=True)
+                for i, round_s in zip(range(2, 6), (0.3, 0.3, 0.6, 0.6), strict=True)]
+    queued = _streams(clients, worker_class="sync", workers=2)
+    assert (queued.served_at_once, queued.held_at_once) == (2, 2)
+    assert queued.rss_per_stream == pytest.approx(50 * KiB * 6 / 2)  # per stream held at once
+    # Slow first events alone are not a queue: on ASGI, 200 accepted slowly, none ended yet.
+    slow = _streams([_client(i, sent_s=0.0, late_s=()) for i in range(200)])
+    slow = dataclasses.replace(slow, clients=tuple(
+        dataclasses.replace(c, arrivals=tuple(t + 0.5 for t in c.arrivals)) for c in slow.clients))
+    assert (slow.served_at_once, slow.held_at_once) == (200, 200)
+
+
+def test_the_event_streams_summary_carries_every_worker_class():
+    sync = _streams([_client(i) for i in range(2)] + [
+        ClientRun(2, 0.0, (0.31, 0.41, 0.51), ("1", "2", "3"), ended=True)],
+        worker_class="sync", workers=2)
+    gthread = _streams([_client(i) for i in range(4)], worker_class="gthread", threads=4)
+    summary = sse_bench.bench_summary([_good(), sync, gthread])
+    assert json.loads(json.dumps(summary)) == summary
+    assert [t["met"] for t in summary["targets"]] == [True, True, True]  # judged on ASGI
+    assert [(r["worker_class"], r["workers"], r["threads"], r["clients"], r["served_at_once"])
+            for r in summary["runs"]] == [("asgi", 1, None, 200, 200), ("sync", 2, None, 3, 2),
+                                          ("gthread", 1, 4, 4, 4)]
+    text = sse_bench.format_summary(summary)
+    assert "sync: 2 of 3 clients got their first event at once; the other 1 waited" in text
+    assert "a worker, 20 MiB" in text  # 40 MiB before the streams, over two workers
+    assert "[met] event streams: worker memory" in text
+    assert "Event stream targets" not in sse_bench.format_summary(summary, targets=False)
+    with pytest.raises(ValueError, match="at least one run"):
+        sse_bench.bench_summary([])
 
 
 def test_a_missed_target_is_reported_as_missed():

@@ -10,7 +10,9 @@
   (``GeneratorExit`` from WSGI's ``close()``, ``CancelledError`` under ASGI),
   no worker dies, and memory and open file descriptors return to baseline.
   The body is far larger than the socket buffers can hold, so no server can
-  finish sending before its client leaves, however loaded the machine.
+  finish sending before its client leaves, however loaded the machine. The
+  same for 100 event streams per worker class (``/events`` and ``/tokens``),
+  each left after its first one to three events.
 * Load: 32 concurrent full downloads, every body checked, on a threaded and an
   ASGI configuration; the sync worker's behaviour under the same load is
   measured and reported too.
@@ -25,23 +27,28 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
 from django.urls import resolve
 from support import hostile
 
-from demo_app import csvgen
+from demo_app import csvgen, sse_views
 from streamlab import DemoServer, measure
 from streamlab.measurement.memory import RssSampler
 from streamlab.measurement.workers import StreamEvents
 from streamlab.servers.manage import manage_ok
+from streamlab.wire.sse import parse_event_stream
 
 pytest_plugins = ["support.reliability_plugin"]
 
@@ -334,16 +341,67 @@ def test_the_aborted_body_cannot_be_sent_before_the_client_leaves():
         f"ABORT_ROWS is too small for this machine's socket buffers ({ahead:,} bytes ahead)")
 
 
+@dataclass(frozen=True)
+class AbortRound:
+    """What a round of abandoned streams left behind in the server's workers."""
+
+    growth: int  # peak RSS during the round over the warmed-up peak, bytes
+    fds_before: int
+    fds_after: int
+    same_workers: bool
+    trouble: list[str]  # what the server logged as going wrong
+
+
+def _abort_round(server: DemoServer, abort_one: Callable[[int, int], object],
+                 aborts: Callable[[], None]) -> AbortRound:
+    """Warm the workers up (``abort_one(number, seed)`` eight times, and 300 small requests,
+    until their peak RSS settles), then run ``aborts`` while sampling it."""
+    parallel = SETUPS[server.worker_class][1]
+
+    def some_traffic() -> None:
+        with ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(lambda n: abort_one(n, 0), range(8)))
+            list(pool.map(lambda _: requests.get(server.url("/hello"), timeout=30), range(300)))
+
+    log_start = len(server.log)
+    fds, baseline = worker_fds(server), warm_up(server, some_traffic, 8 * 2 + 300)
+    pids = server.pids()
+    growth = peak_rss(server, aborts) - baseline
+    fds_after = settle(lambda: worker_fds(server), fds)
+    return AbortRound(growth, fds, fds_after, server.pids() == pids,
+                      trouble_in(server.log[log_start:]))
+
+
+def _record_round(figures, area: str, worker_class: str, endings: Counter, failed_next: int,
+                  done: AbortRound) -> None:
+    """The figures every test of abandoned streams reports, after what it tried."""
+    figures.count(area, "generator cleanups seen", sum(endings.values()) - endings[None])
+    figures.count(area, "cleanups missing", endings[None], one="cleanup missing")
+    figures.count(area, "next requests failed", failed_next, one="next request failed")
+    figures.count(area, "workers lost", 0 if done.same_workers else 1, one="worker lost")
+    figures.count(area, "fd leaks", int(done.fds_after > done.fds_before), one="fd leak")
+    figures.count(area, "memory leaks", int(done.growth > RSS_ALLOWANCE[worker_class]),
+                  one="memory leak")
+    ended = ", ".join(f"{n} x {e}" for e, n in endings.items())
+    figures.note(area, f"{worker_class}: {ended}, open fds {done.fds_after - done.fds_before:+d}, "
+                       f"peak RSS {done.growth / MiB:+.1f} MiB")
+
+
+def _assert_nothing_left(done: AbortRound, worker_class: str) -> None:
+    assert done.same_workers and done.trouble == [], done.trouble[:10]
+    assert done.fds_after <= done.fds_before, (
+        f"{done.fds_after - done.fds_before} file descriptors more than before")
+    assert done.growth <= RSS_ALLOWANCE[worker_class], (
+        f"worker RSS grew {done.growth / MiB:.1f} MiB")
+
+
 def test_aborted_downloads_clean_up(server, figures):
     worker_class = server.worker_class
     _, ending = TWINS[worker_class]
     parallel = SETUPS[worker_class][1]
     wsgi = worker_class != "asgi"  # under ASGI the sync export is not streamed anyway
-
-    def some_traffic() -> None:
-        with ThreadPoolExecutor(parallel) as pool:
-            list(pool.map(lambda n: _abort_once(server, n, seed=0), range(8)))
-            list(pool.map(lambda _: requests.get(server.url("/hello"), timeout=30), range(300)))
+    results: list[dict] = []
+    exports: list[bool] = []
 
     def aborts() -> None:
         with ThreadPoolExecutor(parallel) as pool:
@@ -351,39 +409,86 @@ def test_aborted_downloads_clean_up(server, figures):
             exports.extend(pool.map(lambda n: _abort_export(server, n),
                                     range(EXPORT_ABORTS if wsgi else 0)))
 
-    log_start = len(server.log)
-    fds, baseline = worker_fds(server), warm_up(server, some_traffic, 8 * 2 + 300)
-    pids = server.pids()
-    results: list[dict] = []
-    exports: list[bool] = []
-    growth = peak_rss(server, aborts) - baseline
-    fds_after = settle(lambda: worker_fds(server), fds)
-    same_workers = server.pids() == pids
-    trouble = trouble_in(server.log[log_start:])
-
+    done = _abort_round(server, lambda n, seed: _abort_once(server, n, seed), aborts)
     endings = Counter(r["ending"] for r in results)
-    area = "disconnects"
-    figures.count(area, "aborted downloads", len(results) + len(exports))
-    figures.count(area, "generator cleanups seen", len(results) - endings[None])
-    figures.count(area, "cleanups missing", endings[None], one="cleanup missing")
+    figures.count("disconnects", "aborted downloads", len(results) + len(exports))
     failed_next = sum(not r["next_ok"] for r in results) + sum(not ok for ok in exports)
-    figures.count(area, "next requests failed", failed_next, one="next request failed")
-    figures.count(area, "workers lost", 0 if same_workers else 1, one="worker lost")
-    figures.count(area, "fd leaks", int(fds_after > fds), one="fd leak")
-    figures.count(area, "memory leaks", int(growth > RSS_ALLOWANCE[worker_class]),
-                  one="memory leak")
-    ended = ", ".join(f"{n} x {e}" for e, n in endings.items())
-    figures.note(area, f"{worker_class}: {ended}, open fds {fds_after - fds:+d}, "
-                       f"peak RSS {growth / MiB:+.1f} MiB")
+    _record_round(figures, "disconnects", worker_class, endings, failed_next, done)
 
     assert endings == {ending: ABORTS}, endings
     assert all(r["next_ok"] for r in results) and all(exports)
     assert min(r["left_after"] for r in results) >= 1  # every generator had started
     # Every client left with the small window that keeps the server from finishing first.
     assert max(r["receive_buffer"] for r in results) <= 2 * ABORT_RECEIVE_BUFFER
-    assert same_workers and trouble == [], trouble[:10]
-    assert fds_after <= fds, f"{fds_after - fds} file descriptors more than before"
-    assert growth <= RSS_ALLOWANCE[worker_class], f"worker RSS grew {growth / MiB:.1f} MiB"
+    _assert_nothing_left(done, worker_class)
+
+
+# -- Disconnects from event streams -------------------------------------------------------------
+
+STREAM_ABORTS = 100
+# The two event streams of the demo, each far longer than any client stays (about 20 s): every
+# generator is still waiting for its next event when its client leaves, so it can end only
+# through its cleanup, as the downloads' do (TWINS gives the ending: the same).
+EVENT_STREAMS = {
+    "/events": {"count": 1000, "interval_ms": 20, "heartbeat_s": 0, "retry_ms": 1000},
+    "/tokens": {"think_ms": 0, "token_ms": 100, "seed": 9, "heartbeat_s": 0, "retry_ms": 1000},
+}
+
+
+def _through_event(path: str, events: int) -> int:
+    """Body bytes on the wire up to the end of the stream's ``events``-th event. The view plays
+    the plan sse_views makes for these parameters, the retry field first; Gunicorn sends each
+    piece it yields as one chunk: size line, data, CRLF."""
+    params = EVENT_STREAMS[path]
+    plan = (sse_views.event_steps(close_after=0, **params) if path == "/events"
+            else sse_views.token_steps(sse=True, **params))
+    pieces = [piece.encode() for _, piece in itertools.islice(plan, events + 1)]
+    return sum(len(f"{len(piece):x}\r\n") + len(piece) + 2 for piece in pieces)
+
+
+def _abort_stream(server: DemoServer, number: int, seed: int) -> dict:
+    """Leave an event stream after its first one to three events, with a FIN or a reset; then
+    check that the next stream is served whole."""
+    rng = random.Random(seed * 1000 + number)
+    path = list(EVENT_STREAMS)[number % len(EVENT_STREAMS)]
+    events = rng.randint(1, 3)
+    tag = server.events.tag(f"sse{number}")
+    wanted = _through_event(path, events)
+    url = server.url(f"{path}?{urlencode({**EVENT_STREAMS[path], 'tag': tag})}")
+    left = hostile.abort_download(url, wanted, reset=rng.random() < 0.5)
+    record = server.events.wait(tag, timeout=15)
+    following = requests.get(server.url("/events?count=2&interval_ms=0"), timeout=30)
+    ticks = [e.last_event_id for e in parse_event_stream(following.content).events
+             if e.type == "tick"]
+    return {
+        "ending": record["outcome"] if record else None,
+        "read": left["body_bytes_received"] >= wanted,  # the client had its events
+        "sent": record["chunks"] >= events + 1 if record else None,  # retry field and events
+        "next_ok": following.status_code == 200 and ticks == ["1", "2"],
+    }
+
+
+def test_aborted_event_streams_clean_up(server, figures):
+    worker_class = server.worker_class
+    _, ending = TWINS[worker_class]
+    results: list[dict] = []
+
+    def aborts() -> None:
+        with ThreadPoolExecutor(SETUPS[worker_class][1]) as pool:
+            results.extend(pool.map(lambda n: _abort_stream(server, n, seed=1),
+                                    range(STREAM_ABORTS)))
+
+    done = _abort_round(server, lambda n, seed: _abort_stream(server, n, seed), aborts)
+    endings = Counter(r["ending"] for r in results)
+    area = "disconnects (event streams)"
+    figures.count(area, "aborted event streams", len(results))
+    _record_round(figures, area, worker_class, endings,
+                  sum(not r["next_ok"] for r in results), done)
+
+    assert endings == {ending: STREAM_ABORTS}, endings
+    assert all(r["read"] and r["sent"] for r in results)  # each left after its first events
+    assert all(r["next_ok"] for r in results)
+    _assert_nothing_left(done, worker_class)
 
 
 # -- Load ---------------------------------------------------------------------------------------

@@ -27,6 +27,10 @@ def recorded() -> dict:
     f.count("disconnects", "aborted downloads", 340)
     f.count("disconnects", "generator cleanups seen", 300)
     f.count("disconnects", "cleanups missing", 0, one="cleanup missing")
+    f.count("disconnects (event streams)", "aborted event streams", 300)
+    f.count("disconnects (event streams)", "generator cleanups seen", 299)
+    f.count("disconnects (event streams)", "cleanups missing", 1, one="cleanup missing")
+    f.note("disconnects (event streams)", "sync: 100 x GeneratorExit")
     for area, note in (("load", "gthread: up to 32 streams at once"),
                        ("load (sync worker)", "2 workers served at most 2 streams at once; "
                                               "first byte after 0.01 s")):
@@ -62,6 +66,8 @@ def test_the_table_renders_each_area_from_the_figures_file():
         "bad input": ["11,391 requests", "0 5xx, 1 hang"],
         "disconnects": ["340 aborted downloads, 300 generator cleanups seen",
                         "0 cleanups missing"],
+        "disconnects (event streams)": ["300 aborted event streams, 299 generator cleanups seen",
+                                        "1 cleanup missing"],
         "load": ["32 downloads, 32 verified", "0 errors; gthread: up to 32 streams at once"],
         "load (sync worker)": ["32 downloads, 32 verified", "0 errors; 2 workers served at "
                                "most 2 streams at once; first byte after 0.01 s"],
@@ -79,6 +85,7 @@ def test_parse_is_the_inverse_of_render():
 
 
 @pytest.mark.parametrize("area, label", [("process hygiene", "notebooks executed"),
+                                         ("disconnects (event streams)", "aborted event streams"),
                                          ("exposure", None)])
 def test_the_figures_of_a_partial_run_are_refused(area, label):
     figures = recorded()

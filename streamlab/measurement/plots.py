@@ -507,25 +507,37 @@ def token_arrival_figure(timelines: list[Any], think_s: float) -> tuple[Figure, 
     return figure, reading
 
 
-def open_streams_figure(runs: list[Any]) -> tuple[Figure, str]:
+def open_streams_figure(runs: list[Any], *, share: bool = False) -> tuple[Figure, str]:
     """When each of many simultaneous clients got its first event, per worker class.
 
     ``runs`` are ``sse_bench.StreamsRun`` objects (clients connected at the same moment).
+    ``share`` puts each client at its place among its run's clients (0 to 1), so runs of
+    very different sizes (``make bench``: 200 on ASGI, a dozen on gthread) fill one axis.
     """
     figure, ax = _figure("Clients connected at the same moment: when each got its first event")
     for run in runs:
         firsts = sorted(c.first_event_s for c in run.clients if c.first_event_s is not None)
-        ax.plot(range(1, len(firsts) + 1), firsts, "o-", markersize=5,
+        places = [(i + 1) / len(run.clients) if share else i + 1 for i in range(len(firsts))]
+        ax.plot(places, firsts, "o-", markersize=3 if share else 5,
+                drawstyle="steps-pre" if share else "default",
                 color=WORKER_COLORS.get(run.worker_class),
-                label=f"{run.worker_class}: {run.served_at_once} of {len(run.clients)} at once")
-    ax.set_xlabel("client, in the order its first event came")
+                label=f"{run.worker_class}: {run.served_at_once} of {len(run.clients)} at once"
+                + ("; the step at 1 s: connections dropped at a full listen queue, sent again"
+                   if run.listen_overflows else ""))
+    ax.set_xlabel("share of the run's clients, in the order their first event came" if share
+                  else "client, in the order its first event came")
     ax.set_ylabel("first event after (s)")
     ax.set_ylim(bottom=0)
+    if share:
+        ax.set_xlim(0, 1.02)
     ax.legend(loc="upper left", fontsize="small")
     reading = "; ".join(
         f"{run.worker_class}: {run.served_at_once} of {len(run.clients)} clients served at once, "
         f"the last first event after "
-        f"{_ms(max(c.first_event_s or 0.0 for c in run.clients))}" for run in runs) + "."
+        f"{_ms(max(c.first_event_s or 0.0 for c in run.clients))}"
+        + (f" ({run.listen_overflows} connection attempts dropped at a full listen queue, "
+           "each tried again a second later)" if run.listen_overflows else "")
+        for run in runs) + "."
     return figure, reading
 
 
@@ -603,24 +615,37 @@ def framing_overhead_figure(points: dict[str, list[tuple[float, float]]]) -> tup
     return figure, reading
 
 
-def stream_delays_figure(run: Any) -> tuple[Figure, str]:
+def stream_delays_figure(*runs: Any, limit_ms: float | None = None) -> tuple[Figure, str]:
     """How late each event of many simultaneous streams came against its schedule (make bench).
 
-    ``run`` is an ``sse_bench.StreamsRun``: every client's events, each due
-    ``k * interval`` after that client's first event. Drawn as a cumulative share.
+    Each run is an ``sse_bench.StreamsRun``: every client's events, each due ``k * interval``
+    after that client's first event; one cumulative curve per run, and ``limit_ms`` (a
+    target) as a vertical line.
     """
-    delays = sorted(d * 1000 for d in run.delays_s)
-    figure, ax = _figure(f"{len(run.clients)} event streams on one {run.worker_class} worker: "
-                         "lateness of every event")
-    ax.plot(delays, [(i + 1) / len(delays) for i in range(len(delays))], linewidth=2,
-            label=f"{len(delays):,} events, {run.count} per client, "
-                  f"{run.interval_s * 1000:.0f} ms apart")
+    first = runs[0]
+    title = (f"{len(first.clients)} event streams on one {first.worker_class} worker: "
+             "lateness of every event") if len(runs) == 1 else (
+             "Event streams on each worker class: lateness of every event")
+    figure, ax = _figure(title)
+    for run in runs:
+        delays = sorted(d * 1000 for d in run.delays_s)
+        ax.plot(delays, [(i + 1) / len(delays) for i in range(len(delays))], linewidth=2,
+                color=WORKER_COLORS.get(run.worker_class) if len(runs) > 1 else None,
+                label=f"{run.worker_class}: {len(run.clients)} clients, {len(delays):,} events, "
+                      f"{run.count} per client, {run.interval_s * 1000:.0f} ms apart")
+    if limit_ms is not None:
+        ax.axvline(limit_ms, color="black", linestyle="--", linewidth=1,
+                   label=f"target for the 95th percentile: {limit_ms:g} ms")
+        ax.axhline(0.95, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("delay against the event's schedule (ms)")
     ax.set_ylabel("share of events at most this late")
     ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
     ax.legend(loc="lower right", fontsize="small")
-    q = run.delay_percentiles_ms()
-    reading = (f"Half the events came within {q['p50']:.1f} ms of their schedule, 95% within "
-               f"{q['p95']:.1f} ms, the latest {q['max']:.1f} ms late; every client got every "
-               f"event in order: {run.all_in_order}.")
-    return figure, reading
+    parts = []
+    for run in runs:
+        q = run.delay_percentiles_ms()
+        parts.append(f"{run.worker_class}: half the events came within {q['p50']:.1f} ms of their "
+                     f"schedule, 95% within {q['p95']:.1f} ms, the latest {q['max']:.1f} ms late; "
+                     f"every client got every event in order: {run.all_in_order}")
+    return figure, "; ".join(parts) + "."

@@ -48,7 +48,8 @@ PARTIAL_PATH = FIGURES_PATH.with_name("figures-partial.json")
 FIGURE_MODULES = ("test_reliability.py", "test_hygiene.py", "test_exposure.py",
                   "test_notebooks.py")
 LAST_TEST = "test_hygiene.py::test_no_process_survives_the_suite"
-AREAS = ("bad input", "disconnects", "load", "load (sync worker)", "process hygiene", "exposure")
+AREAS = ("bad input", "disconnects", "disconnects (event streams)", "load", "load (sync worker)",
+         "process hygiene", "exposure")
 # Labels that read first in their area's line, in this order; others follow as recorded.
 FIRST = {
     "process hygiene": ("notebooks executed", "kernel restarts", "interrupted cells",
