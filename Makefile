@@ -1,12 +1,13 @@
 # Streaming HTTP responses in Django, explained and measured.
-#   make run    install what is missing, execute every notebook, render HTML
+#   make run    install what is missing, execute every notebook, build the book (build/book/)
+#   make book   the book again from the executed notebooks, without executing them
 #   make test   install what is missing, run the tests
 #   make test-fast  the quick tier (under 3 min): views, wire, helpers, project checks;
 #               no notebook execution, reliability, hygiene, exposure or browser tests
 #   make lab    open the series in JupyterLab
 #   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=, HTTP2=1)
-#   make bench  measure TTFB, memory and throughput; results in build/bench/
-#   make slides reveal.js slides of every notebook in build/slides/
+#   make bench  measure TTFB, memory, throughput and 200 event streams; results in build/bench/
+#   make slides reveal.js slides of every notebook in build/slides/ (offline)
 #   make readme-figures  README's reliability table from build/reliability/figures.json
 #   make clean  remove build artefacts (keeps the virtual environment)
 #   make help   this list
@@ -20,9 +21,18 @@ WORKER_CLASS ?= sync
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test test-fast lab serve bench slides lint readme-figures help clean distclean
+.PHONY: install lab-settings run book test test-fast lab serve bench slides lint readme-figures help clean distclean
 
-install: $(STAMP)
+install: $(STAMP) lab-settings
+
+# JupyterLab's defaults for the series (see jupyterlab-settings/README.md). Binder's postBuild
+# runs this target with LAB_PREFIX set to its conda environment.
+LAB_PREFIX ?= $(VENV)
+LAB_OVERRIDES := $(LAB_PREFIX)/share/jupyter/lab/settings/overrides.d/streaming-django.json
+lab-settings: $(LAB_OVERRIDES)
+$(LAB_OVERRIDES): jupyterlab-settings/overrides.json
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 # Re-installs only when pyproject.toml changes, so a second run is quick.
 $(STAMP): pyproject.toml
@@ -31,17 +41,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	@touch $(STAMP)
 
-run: $(STAMP)
+run: install
 	$(PY) scripts/run_series.py
 
-test: $(STAMP)
+# The book from build/notebooks/, as `make run` left them: nothing is executed.
+book: install
+	$(PY) scripts/build_book.py
+
+test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The tier is set in tests/conftest.py (the `slow` marker).
-test-fast: $(STAMP)
+test-fast: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lab: $(STAMP)
+lab: install
 	$(VENV)/bin/jupyter lab notebooks/
 
 serve: $(STAMP)

@@ -127,3 +127,16 @@ def test_no_secret_key_is_committed():
     settings = (PROJECT_ROOT / "demo_app" / "settings.py").read_text()
     assignments = re.findall(r"^SECRET_KEY\s*=\s*(.+)$", settings, flags=re.M)
     assert assignments == ['os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)']
+
+
+def test_licence_and_citation_agree_with_pyproject():
+    project = _pyproject()["project"]
+    assert (PROJECT_ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert "LICENSE" in project["license-files"]
+    cff = (PROJECT_ROOT / "CITATION.cff").read_text()
+    fields = dict(re.findall(r'^([a-z-]+): "?([^"\n]*)"?$', cff, re.MULTILINE))
+    assert fields["cff-version"] == "1.2.0"
+    assert fields["version"] == project["version"]
+    assert fields["license"] in project["license"].split(" AND ")
+    assert fields["title"].lower().startswith("streaming http responses in django")
+    assert re.search(r"^authors:\n  - name: \S", cff, re.MULTILINE)

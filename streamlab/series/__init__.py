@@ -2,5 +2,6 @@
 
 ``notebooks``: execute the series headless with time and memory recorded.
 ``results``: figures each notebook records, gathered for the wrap-up and
-checked against its claims. ``site``: the rendered index and the slides.
+checked against its claims. ``book``: the executed notebooks as a book
+(Sphinx). ``slides``: the reveal.js decks.
 """

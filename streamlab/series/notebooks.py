@@ -1,9 +1,10 @@
-"""Execute the notebooks of the series headless and render them to HTML.
+"""Execute the notebooks of the series headless, and read what each one is about.
 
-One implementation for ``make run`` (scripts/run_series.py), ``make slides``
-and the tests: each notebook runs in a fresh kernel with the notebooks folder
-as its working directory, exactly as when a learner opens it in JupyterLab,
-while the memory of the kernel and of every server it starts is sampled.
+One implementation for ``make run`` (scripts/run_series.py), ``make slides``,
+the book (``streamlab.series.book``) and the tests: each notebook runs in a
+fresh kernel with the notebooks folder as its working directory, exactly as
+when a learner opens it in JupyterLab, while the memory of the kernel and of
+every server it starts is sampled.
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ def title(path: Path) -> str:
     return path.stem
 
 
+def question(path: Path) -> str:
+    """The question a notebook answers: the bold-labelled line of its first cell, if any."""
+    nb = nbformat.read(path, as_version=4)
+    text = nb.cells[0].source if nb.cells else ""
+    for paragraph in text.split("\n\n"):
+        if "question" in paragraph.lower() and "**" in paragraph:
+            sentence = " ".join(paragraph.split()).split(":**", 1)[-1]
+            return sentence.replace("**", "").strip()
+    return ""
+
+
 @dataclass
 class RunResult:
     """How one headless run of a notebook went."""
@@ -52,7 +64,6 @@ class RunResult:
     peak_rss: int  # bytes: kernel plus every process it started, summed, at the peak
     notebook: nbformat.NotebookNode
     executed: Path | None = None
-    html: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,15 +82,14 @@ def run(
     out_dir: Path | None = None,
     *,
     timeout: int = CELL_TIMEOUT,
-    html_dir: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> RunResult:
     """Execute ``path`` in a fresh kernel; never raise for a failing cell.
 
-    The executed copy goes to ``out_dir`` and its HTML page to ``html_dir``
-    when given. A notebook that fails is still written, with the error in the
-    failing cell's output, so the reader can see where and why. ``env``
-    adds environment variables for the kernel (e.g. ``STREAMLAB_FULL``).
+    The executed copy goes to ``out_dir`` when given. A notebook that fails is
+    still written, with the error in the failing cell's output, so the reader can
+    see where and why. ``env`` adds environment variables for the kernel (e.g.
+    ``STREAMLAB_FULL``).
     """
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
@@ -100,9 +110,6 @@ def run(
         out_dir.mkdir(parents=True, exist_ok=True)
         result.executed = out_dir / path.name
         nbformat.write(nb, result.executed)
-    if html_dir is not None:
-        html_dir.mkdir(parents=True, exist_ok=True)
-        result.html = render_html(nb, html_dir / path.with_suffix(".html").name)
     return result
 
 
@@ -137,58 +144,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-# JupyterLab's lab template, with what JupyterLab shows folded also folded on the page:
-# a solution cell (tagged ``solution``) whole, input and output, under "Solution"; the
-# input of any other cell whose source is hidden (``jupyter.source_hidden``) under "Code".
-# A plain <details> element: it opens with a click and needs no JavaScript.
-FOLDED_TEMPLATE = "streamlab_folded.html.j2"
-_FOLDED = """{%- extends 'index.html.j2' -%}
-{%- block codecell -%}
-{%- if 'solution' in cell.metadata.get('tags', []) -%}
-<details class="streamlab-solution"><summary>Solution</summary>
-{{ super() }}
-</details>
-{%- else -%}
-{{ super() }}
-{%- endif -%}
-{%- endblock codecell -%}
-{%- block input_group -%}
-{%- if cell.metadata.get('jupyter', {}).get('source_hidden')
-      and 'solution' not in cell.metadata.get('tags', []) -%}
-<details class="streamlab-code"><summary>Code</summary>
-{{ super() }}
-</details>
-{%- else -%}
-{{ super() }}
-{%- endif -%}
-{%- endblock input_group -%}
-{%- block extra_css -%}
-<style>
-details.streamlab-solution, details.streamlab-code { margin: 0.5em 0; }
-details.streamlab-solution > summary, details.streamlab-code > summary {
-  cursor: pointer; font-weight: 600; color: var(--jp-ui-font-color1, #333); }
-</style>
-{%- endblock extra_css -%}
-"""
-
-
-def render_html(nb: nbformat.NotebookNode, destination: Path) -> Path:
-    """Write ``nb`` (already executed) as a standalone HTML page, solutions folded.
-
-    A learner meets an exercise before its solution: the solution cell (tag
-    ``solution``) is rendered inside a closed ``<details>`` that opens on a click,
-    as it is collapsed in JupyterLab (``source_hidden``) and skipped in the slides.
-    """
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(extra_loaders=[DictLoader({FOLDED_TEMPLATE: _FOLDED})],
-                            template_file=FOLDED_TEMPLATE)
-    body, _ = exporter.from_notebook_node(nb)
-    destination.write_text(body, encoding="utf-8")
-    return destination
-
-
 def save_summaries(results: list[RunResult], destination: Path) -> Path:
     """Record each notebook's run time and peak memory (JSON), merged with earlier runs."""
     summaries = {}
@@ -199,3 +154,10 @@ def save_summaries(results: list[RunResult], destination: Path) -> Path:
     runs = [summaries[name] for name in sorted(summaries)]
     destination.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
     return destination
+
+
+def failed_runs(summaries: Path) -> set[str]:
+    """The notebooks whose last run failed, from the record ``save_summaries`` writes."""
+    if not summaries.exists():
+        return set()
+    return {s["notebook"] for s in json.loads(summaries.read_text())["runs"] if not s["ok"]}
