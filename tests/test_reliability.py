@@ -586,8 +586,9 @@ def test_asgi_generator_that_never_awaits(figures):
     """
     load = _load("asgi", delay_ms=0)
     _record(figures, "load", load)
+    streams = "stream" if load["peak_concurrency"] == 1 else "streams"
     figures.note("load", f"asgi, no pause between chunks: up to {load['peak_concurrency']} "
-                         f"streams at once on {load['workers']} workers")
+                         f"{streams} at once on {load['workers']} workers")
 
     assert load["errors"] == [] and load["verified"] == CLIENTS
     assert load["completed_on_server"] == CLIENTS
