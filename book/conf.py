@@ -8,7 +8,9 @@ order) into ``build/book-src/`` and runs Sphinx on it with this folder as ``-c``
 
 import os
 
-project = "Streaming HTTP responses in Django, explained and measured"
+from streamlab.series.book import BOOK_TITLE
+
+project = BOOK_TITLE
 html_title = "Streaming HTTP responses in Django"
 language = "en"
 
@@ -44,7 +46,8 @@ html_theme_options = {
     "use_fullscreen_button": False,
     "use_repository_button": bool(repository_url),
     "repository_url": repository_url,
-    "repository_branch": "main",
+    # HEAD: the default branch, whatever its name (GitHub and Binder both take it).
+    "repository_branch": os.environ.get("STREAMLAB_REPOSITORY_BRANCH", "HEAD"),
     "path_to_docs": "notebooks",
     "launch_buttons": {
         "binderhub_url": "https://mybinder.org",

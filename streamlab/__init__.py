@@ -17,7 +17,7 @@ The rest lives in one folder per concept:
 ``measurement/``  what a client and a worker experience: TTFB, memory, worker
                   behaviour under load, the benchmark and its figures.
 ``series/``       the notebooks as a whole: the headless runner, recorded
-                  results and the wrap-up's evidence, the site and slides.
+                  results and the wrap-up's evidence, the book and slides.
 """
 
 from .measurement.request import Measurement, measure

@@ -19,6 +19,7 @@ import requests
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+from support.hub import HUB_HOST, HUB_PREFIX
 
 from streamlab import start_server
 from streamlab.paths import PROJECT_ROOT
@@ -26,8 +27,6 @@ from streamlab.servers.jupyter import JupyterServer, proxy_link
 
 pytest.importorskip("repo2docker", reason="jupyter-repo2docker (the test extra) is not installed")
 
-HUB_PREFIX = "/user/learner/"
-HUB_HOST = "hub.example.org"  # what the hub's proxy forwards: the browser's Host
 
 
 def binder_python() -> str:

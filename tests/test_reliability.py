@@ -426,7 +426,8 @@ def test_aborted_downloads_clean_up(server, figures):
 # -- Disconnects from event streams -------------------------------------------------------------
 
 STREAM_ABORTS = 100
-# The two event streams of the demo, each far longer than any client stays (about 20 s): every
+# The two event streams of the demo, each far longer than any client stays (/events about 20 s,
+# /tokens about 4.5 s; a client leaves within its first three events): every
 # generator is still waiting for its next event when its client leaves, so it can end only
 # through its cleanup, as the downloads' do (TWINS gives the ending: the same).
 EVENT_STREAMS = {

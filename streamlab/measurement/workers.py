@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psutil
 import requests
 
 from ..servers.gunicorn import DemoServer
@@ -387,26 +386,20 @@ def replaced_workers(server: DemoServer, old: Iterable[int], timeout: float = 10
 
     A worker killed for its timeout takes a moment to exit and be reaped, and
     its replacement a moment to boot; reading the pids at once can still see
-    the old one. Raises ``TimeoutError`` if the replacement takes over ``timeout`` s.
+    the old one. Pass only the pids expected to go (with several workers, those
+    of the one that timed out): it waits until none of them is left. Raises
+    ``TimeoutError`` if the replacement takes over ``timeout`` s.
     """
     old = set(old)
     deadline = time.monotonic() + timeout
     while True:
-        pids = [p.pid for p in server.worker_processes() if _alive(p)]
+        pids = [p.pid for p in server.worker_processes()]
         if pids and not old & set(pids) and len(pids) >= len(old):
             return pids
         if time.monotonic() > deadline:
             raise TimeoutError(f"{server}: workers {sorted(old)} not replaced after {timeout} s "
                                f"(now {pids}); its log:\n{server.log[-2000:]}")
         time.sleep(0.05)
-
-
-def _alive(process: psutil.Process) -> bool:
-    """Running, not exited and waiting to be reaped (a zombie)."""
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def log_lines(server: DemoServer, *needles: str) -> list[str]:

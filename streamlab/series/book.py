@@ -28,6 +28,8 @@ from .notebooks import failed_runs, question, series, title
 CONF_DIR = PROJECT_ROOT / "book"
 BOOK_TITLE = "Streaming HTTP responses in Django, explained and measured"
 SOLUTION_TAG = "solution"
+SERIES = frozenset(path.name for path in series())  # the committed notebooks
+WORK_MARKER = ".streamlab-book-src"  # marks the folder Sphinx works in as the book's
 BUILD_TIMEOUT = 900  # seconds: a generous bound, Sphinx is quick next to executing the series
 
 
@@ -82,16 +84,19 @@ def write_source(
     ``slides`` holds a notebook's reveal.js deck, its entry links it (relative to
     ``book_dir``, where the book is published).
     """
+    read = {}
+    for path in notebooks:  # every one read before anything is written
+        try:
+            read[path] = title(path), question(path)
+        except (OSError, ValueError, nbformat.ValidationError) as exc:  # not a notebook
+            raise BookError(f"{path} cannot be read as a notebook ({exc}). Execute it again "
+                            f"(scripts/run_series.py {path.name}) or remove it.") from exc
     source_dir.mkdir(parents=True, exist_ok=True)
     for path in notebooks:
         shutil.copyfile(path, source_dir / path.name)
     entries = []
     for path in notebooks:
-        try:
-            heading, asked = title(path), question(path)
-        except (OSError, ValueError, nbformat.ValidationError) as exc:  # not a notebook
-            raise BookError(f"{path} cannot be read as a notebook ({exc}). Execute it again "
-                            f"(scripts/run_series.py {path.name}) or remove it.") from exc
+        heading, asked = read[path]
         entry = f"- [{heading}]({path.name})"
         deck = slides / f"{path.stem}.slides.html" if slides is not None else None
         if deck is not None and deck.exists() and book_dir is not None:
@@ -128,9 +133,13 @@ folded under *Solution*: try first, then click.
 
 def build_book(
     notebook_dir: Path = BUILD_DIR / "notebooks", book_dir: Path = BUILD_DIR / "book", *,
-    slides: Path | None = None,
+    slides: Path | None = None, names: Collection[str] | None = SERIES,
 ) -> Book:
     """Build the book in ``book_dir`` from the executed notebooks in ``notebook_dir``.
+
+    ``names`` keeps the notebooks the book takes: by default those of the series today,
+    so the executed copy of a notebook since renamed or removed is left out; None takes
+    every ``NN_*.ipynb`` there.
 
     Sphinx works in ``book-src/`` next to ``book_dir``, from scratch every time (it is
     quick next to executing the notebooks), so no page outlives its notebook and every
@@ -138,15 +147,21 @@ def build_book(
     Raises BookError when there is nothing to build from or Sphinx fails, with
     Sphinx's own message.
     """
-    notebooks = series(notebook_dir)
+    notebooks = [p for p in series(notebook_dir) if names is None or p.name in names]
     if not notebooks:
         raise BookError(f"No executed notebooks in {notebook_dir}: run `make run` first "
                         "(or scripts/run_series.py), which executes them there.")
+    try:
+        failed = failed_runs(notebook_dir / "runs.json")
+    except (ValueError, KeyError, TypeError) as exc:  # not the record save_summaries writes
+        raise BookError(f"{notebook_dir / 'runs.json'} is not a record of a run ({exc!r}): "
+                        "remove it, or run `make run` again.") from exc
     work = book_dir.parent / "book-src"
     source, html = work / "source", work / "html"
-    _clear(work, "source/index.md")
-    write_source(notebooks, source, failed=failed_runs(notebook_dir / "runs.json"),
-                 slides=slides, book_dir=book_dir)
+    _clear(work, WORK_MARKER, "source/index.md")  # the latter: builds before the marker
+    work.mkdir(parents=True)
+    (work / WORK_MARKER).write_text("Sphinx's working folder for the book; rebuilt each time.\n")
+    write_source(notebooks, source, failed=failed, slides=slides, book_dir=book_dir)
     start = time.perf_counter()
     # A process of its own: Sphinx keeps state in the interpreter, and a failure stays there.
     # MyST-NB writes the images it extracts into `jupyter_execute/`, next to `html/`.
@@ -182,11 +197,12 @@ def build_and_report(executed: Path, out: Path, *, slides: Path | None = None) -
     return 0
 
 
-def _clear(folder: Path, marker: str) -> None:
-    """Remove ``folder`` before a build, unless it holds something other than a build."""
+def _clear(folder: Path, *markers: str) -> None:
+    """Remove ``folder`` before a build, unless it holds something other than a build
+    (a build has one of ``markers``)."""
     if not folder.exists():
         return
-    if not (folder / marker).exists() and any(folder.iterdir()):
+    if not any((folder / marker).exists() for marker in markers) and any(folder.iterdir()):
         raise BookError(f"{folder} holds files that are not an earlier build of the book; "
                         "move them, or build the book somewhere else.")
     shutil.rmtree(folder)

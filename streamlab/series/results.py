@@ -407,7 +407,7 @@ def summary_rows(
 
 def folded(summary: str, text: str) -> str:
     """HTML for a block that stays folded until clicked: ``text`` (a plain-text table)
-    under a ``summary`` line. It folds alike in JupyterLab and in the rendered pages."""
+    under a ``summary`` line. It folds alike in JupyterLab and in the book."""
     return (f"<details><summary>{html.escape(summary)}</summary>"
             f"<pre>{html.escape(text)}</pre></details>")
 

@@ -16,7 +16,7 @@ import psutil
 import requests
 
 from ..paths import PROJECT_ROOT
-from .process import HOST, ManagedProcess, running_processes
+from .process import HOST, ManagedProcess, _is_running, running_processes
 
 GUNICORN_CONFIG = Path(__file__).with_name("gunicorn_config.py")
 
@@ -119,12 +119,13 @@ class DemoServer(ManagedProcess):
         return self.main_process()
 
     def worker_processes(self) -> list[psutil.Process]:
-        """The worker processes now running (they handle the requests)."""
+        """The worker processes now running (they handle the requests): not one that has
+        exited and waits for the master to reap it (a zombie)."""
         master = self.main_process()
         if master is None:
             return []
         try:
-            return master.children()
+            return [p for p in master.children() if _is_running(p.pid)]
         except psutil.NoSuchProcess:
             return []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nbformat
 
@@ -15,7 +16,8 @@ import nbformat
 # uses too; the test imports both names from here with the JupyterLab driver.
 from streamlab.measurement.browser import CHROMIUM_ARGS, chromium_path
 
-__all__ = ["CHROMIUM_ARGS", "chromium_path", "close_notebook_tab", "run_notebook_in_lab"]
+__all__ = ["CHROMIUM_ARGS", "chromium_path", "close_notebook_tab", "refuse_the_network",
+           "run_notebook_in_lab"]
 
 
 def run_notebook_in_lab(
@@ -58,6 +60,17 @@ def run_notebook_in_lab(
             dismiss.click()  # the "get notified about Jupyter news?" pop-up
         page.screenshot(path=str(screenshot))
     return nb
+
+
+def refuse_the_network(route, refused: list[str]) -> None:
+    """A Playwright route handler for a page that must work offline: local files, data
+    URLs and 127.0.0.1 go through; anything else is refused and its URL noted in ``refused``."""
+    url = route.request.url
+    if url.startswith(("file:", "data:", "blob:")) or urlsplit(url).hostname == "127.0.0.1":
+        route.continue_()
+    else:
+        refused.append(f"refused, not local: {url}")
+        route.abort()
 
 
 def close_notebook_tab(page) -> None:

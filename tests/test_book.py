@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
+from support.browser import refuse_the_network
 
 from streamlab.measurement.browser import CHROMIUM_ARGS, chromium_path, unavailable
 from streamlab.paths import NOTEBOOK_DIR
@@ -87,6 +88,26 @@ def test_a_build_never_removes_what_is_not_a_book(tmp_path):
     assert mine.read_text() == "keep"
 
 
+def test_an_unreadable_notebook_leaves_the_next_build_free(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(series()[-1], tmp_path / "notebooks")
+    bad = tmp_path / "notebooks" / "00_start_here.ipynb"
+    bad.write_text("{ not a notebook")
+    with pytest.raises(BookError, match="cannot be read as a notebook"):
+        build_book(tmp_path / "notebooks", tmp_path / "book")
+    bad.unlink()
+    (tmp_path / "notebooks" / "runs.json").write_text("[]")  # not what save_summaries writes
+    with pytest.raises(BookError, match="runs.json is not a record of a run"):
+        build_book(tmp_path / "notebooks", tmp_path / "book")
+
+
+def test_only_the_series_notebooks_go_in(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(series()[-1], tmp_path / "notebooks" / "12_since_renamed.ipynb")
+    with pytest.raises(BookError, match="No executed notebooks"):
+        build_book(tmp_path / "notebooks", tmp_path / "book")
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> Path:
     """Notebooks 00 and 11, executed as `make run` does, with their record of the run."""
@@ -143,7 +164,7 @@ def test_launch_buttons_once_the_repository_is_known(executed, tmp_path, monkeyp
     monkeypatch.setenv("STREAMLAB_REPOSITORY_URL", "https://github.com/someone/streaming")
     page = build_book(executed, tmp_path / "book").pages[0].read_text()
     # Binder opens the committed notebook, at the same path, in JupyterLab.
-    assert ("https://mybinder.org/v2/gh/someone/streaming/main?"
+    assert ("https://mybinder.org/v2/gh/someone/streaming/HEAD?"
             "urlpath=lab/tree/notebooks/00_start_here.ipynb") in page
 
 
@@ -159,7 +180,7 @@ def test_the_figures_are_those_the_run_drew(tmp_path):
     assert result.ok, result.error
     drawn = [base64.b64decode(o.data["image/png"]) for c in result.notebook.cells
              if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    book = build_book(tmp_path / "executed", tmp_path / "book")
+    book = build_book(tmp_path / "executed", tmp_path / "book", names=None)  # not the series'
     shown = re.findall(r'<img[^>]*src="(_images/[^"]+\.png)"', book.pages[0].read_text())
     assert len(drawn) == 1
     assert [(book.index.parent / src).read_bytes() for src in shown] == drawn
@@ -224,7 +245,7 @@ def browse(book_dir: Path, screenshot: Path) -> BrowseReport:
     with _served(book_dir) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.route("**/*", lambda route: _loopback_only(route, report.problems))
+        page.route("**/*", lambda route: refuse_the_network(route, report.problems))
         page.on("console", lambda m: m.type == "error" and report.problems.append(m.text))
         page.on("pageerror", lambda e: report.problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: report.problems.append(f"failed: {r.url}"))
@@ -267,13 +288,3 @@ def browse(book_dir: Path, screenshot: Path) -> BrowseReport:
 
 def _name(url: str) -> str:
     return Path(urlsplit(url).path).name
-
-
-def _loopback_only(route, problems: list[str]) -> None:
-    """No network: the book's own files through, anything beyond 127.0.0.1 refused, noted."""
-    if urlsplit(route.request.url).hostname == "127.0.0.1" or route.request.url.startswith(
-            "data:"):
-        route.continue_()
-    else:
-        problems.append(f"refused, not on loopback: {route.request.url}")
-        route.abort()
