@@ -16,6 +16,8 @@ import os
 import django
 import pytest
 
+from streamlab.measurement.workers import StreamEvents
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_app.settings")
 django.setup()
 
@@ -95,3 +97,12 @@ def assert_bad_request():
         assert response["Content-Type"].startswith("text/plain")
 
     return check
+
+
+@pytest.fixture(scope="module")
+def events():
+    """A folder where the demo's generators record how they ended (``StreamEvents``), for
+    the servers a test module starts (pass ``events.env`` to them); removed afterwards."""
+    recorder = StreamEvents()
+    yield recorder
+    recorder.cleanup()

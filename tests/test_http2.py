@@ -39,7 +39,6 @@ from demo_app import csvgen
 from streamlab import DemoServer, raw_request
 from streamlab.measurement import bench_results
 from streamlab.measurement import http2_bench as hb
-from streamlab.measurement.workers import StreamEvents
 from streamlab.paths import PROJECT_ROOT
 from streamlab.servers.process import free_port, still_running
 from streamlab.wire import http2
@@ -243,13 +242,6 @@ def test_frame_payload_errors_say_what_is_wrong():
 # -- Gunicorn speaking HTTP/2 -----------------------------------------------------------------
 
 HEAVY = "rows=500000&chunk_rows=64"  # 10 MB in 1.1 KB pieces: far more than any window
-
-
-@pytest.fixture(scope="module")
-def events():
-    recorder = StreamEvents()
-    yield recorder
-    recorder.cleanup()
 
 
 @pytest.fixture(scope="module", params=["gthread", "asgi"])

@@ -14,7 +14,7 @@ from django.test import AsyncClient, Client, override_settings
 from demo_app import sse_views
 from demo_app.async_views import EVENTS_DIR_ENV
 from streamlab import DemoServer, raw_request
-from streamlab.measurement.workers import StreamEvents, disconnect_outcome
+from streamlab.measurement.workers import disconnect_outcome
 from streamlab.wire.chunked import decode_chunked
 from streamlab.wire.sse import Event, parse_event_stream
 
@@ -309,17 +309,10 @@ def test_async_resumes_the_same_way(client):
 
 
 @pytest.fixture(scope="module")
-def stream_events():
-    events = StreamEvents()
-    yield events
-    events.cleanup()
-
-
-@pytest.fixture(scope="module")
-def servers(stream_events):
-    """A sync and an ASGI Gunicorn, both writing stream records to ``stream_events``."""
-    with DemoServer(name="t-sse-sync", env=stream_events.env) as sync, \
-            DemoServer(name="t-sse-asgi", worker_class="asgi", env=stream_events.env) as asgi:
+def servers(events):
+    """A sync and an ASGI Gunicorn, both writing stream records to ``events``."""
+    with DemoServer(name="t-sse-sync", env=events.env) as sync, \
+            DemoServer(name="t-sse-asgi", worker_class="asgi", env=events.env) as asgi:
         yield {"sync": sync, "asgi": asgi}
     assert not sync.running and not asgi.running
 
@@ -346,30 +339,30 @@ def test_gunicorn_asgi_resumes_and_says_204_at_the_end(servers):
 
 @pytest.mark.parametrize("worker, outcome", [("sync", "GeneratorExit"),
                                              ("asgi", "CancelledError")])
-def test_a_client_that_leaves_stops_the_generator(servers, stream_events, worker, outcome):
+def test_a_client_that_leaves_stops_the_generator(servers, events, worker, outcome):
     """The generator's finally runs: the sync worker notices at its next write, the ASGI
     worker (Django's handler, told of the disconnect) cancels the stream at once."""
     result = disconnect_outcome(servers[worker], "/events",
-                                "count=100&interval_ms=100&heartbeat_s=0", stream_events,
+                                "count=100&interval_ms=100&heartbeat_s=0", events,
                                 after_s=0.35)
     assert result["finally_ran"] and result["outcome"] == outcome
     assert result["chunks"] < 20  # stopped long before the 101 pieces of the whole stream
     assert result["finally_after_s"] < 2.0
 
 
-def test_asgi_cancels_during_a_long_think(servers, stream_events):
+def test_asgi_cancels_during_a_long_think(servers, events):
     """Nothing is written during the think time, so only the ASGI worker can notice."""
     asgi = disconnect_outcome(servers["asgi"], "/tokens", "format=text&think_ms=3000",
-                              stream_events, after_s=0.2)
+                              events, after_s=0.2)
     assert asgi["outcome"] == "CancelledError" and asgi["chunks"] == 0
     assert asgi["finally_after_s"] < 1.0
 
 
-def test_records_go_where_the_environment_says(servers, stream_events):
-    assert EVENTS_DIR_ENV in stream_events.env
-    tag = stream_events.tag("done")
+def test_records_go_where_the_environment_says(servers, events):
+    assert EVENTS_DIR_ENV in events.env
+    tag = events.tag("done")
     raw_request(servers["sync"].url(f"/events?count=2&interval_ms=0&tag={tag}"), idle_timeout=5)
-    record = stream_events.wait(tag)
+    record = events.wait(tag)
     assert record["outcome"] == "completed" and record["chunks"] == 4  # retry, 2 ticks, end
 
 
@@ -386,10 +379,10 @@ def test_requests_reads_every_token_after_the_think_time(servers):
 
 @pytest.mark.parametrize("worker, outcome", [("sync", "GeneratorExit"),
                                              ("asgi", "CancelledError")])
-def test_leave_after_tokens_reads_the_generators_record(servers, stream_events, worker, outcome):
+def test_leave_after_tokens_reads_the_generators_record(servers, events, worker, outcome):
     from streamlab.measurement.sse_clients import leave_after_tokens
 
-    left = leave_after_tokens(servers[worker], stream_events, 2, query="think_ms=0&token_ms=100")
+    left = leave_after_tokens(servers[worker], events, 2, query="think_ms=0&token_ms=100")
     assert left.tokens_read == 2 and left.outcome == outcome
     assert left.produced_after_leaving == (0 if worker == "asgi" else left.produced - 2)
     assert left.produced < len(sse_views.TOKENS)

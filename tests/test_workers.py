@@ -16,7 +16,6 @@ from django.http import StreamingHttpResponse
 from demo_app import csvgen
 from streamlab import DemoServer, measure
 from streamlab.measurement.workers import (
-    StreamEvents,
     asgi_call,
     disconnect_outcome,
     excerpt,
@@ -37,13 +36,6 @@ from streamlab.measurement.workers import (
 )
 
 ONE_SECOND = "?rows=10&chunk_rows=1&delay_ms=100"  # 10 chunks, 100 ms apart
-
-
-@pytest.fixture(scope="module")
-def events():
-    events = StreamEvents()
-    yield events
-    events.cleanup()
 
 
 @pytest.fixture(scope="module")
