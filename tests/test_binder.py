@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from importlib import resources
 
 import psutil
@@ -20,6 +19,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from support.hub import HUB_HOST, HUB_PREFIX
+from support.project import pip_requirements
 
 from streamlab import start_server
 from streamlab.paths import PROJECT_ROOT
@@ -78,13 +78,6 @@ def test_postbuild_installs_the_project_and_the_lab_settings():
             "streaming-django.json") in made
 
 
-def _pip_list() -> list[str]:
-    """environment.yml's pip list: pyproject.toml's dependencies and test extra (test_project
-    checks that the two agree)."""
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    return project["dependencies"] + project["optional-dependencies"]["test"]
-
-
 def _base_versions(python: str) -> dict[str, str]:
     """Package name -> version in repo2docker's frozen base for ``python`` (its lock file)."""
     conda = resources.files("repo2docker.buildpacks.conda")
@@ -129,7 +122,7 @@ def test_the_pip_list_resolves_on_binders_frozen_base(tmp_path):
     be newer (named below): everything else in Binder's Jupyter stays as repo2docker froze it."""
     python = binder_python()
     base = _base_versions(python)
-    requirements = [Requirement(line) for line in _pip_list()]
+    requirements = [Requirement(line) for line in pip_requirements()]
     raised = {canonicalize_name(r.name) for r in requirements
               if canonicalize_name(r.name) in base and base[canonicalize_name(r.name)]
               not in r.specifier}

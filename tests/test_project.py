@@ -7,11 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+from support.project import pip_requirements, pyproject
 
 from streamlab.paths import PROJECT_ROOT
 from streamlab.series.notebooks import series
@@ -21,15 +21,6 @@ LOCAL_PACKAGES = {"streamlab", "demo_app", "conftest", "support"}
 
 def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
-
-
-def _pyproject() -> dict:
-    return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
-
-
-def _pip_requirements() -> list[str]:
-    project = _pyproject()["project"]
-    return project["dependencies"] + project["optional-dependencies"]["test"]
 
 
 def _environment_yml_pip() -> list[str]:
@@ -47,11 +38,11 @@ def _environment_yml_pip() -> list[str]:
 
 
 def test_pip_and_conda_lists_agree():
-    assert sorted(_environment_yml_pip()) == sorted(_pip_requirements())
+    assert sorted(_environment_yml_pip()) == sorted(pip_requirements())
 
 
 def test_django_range_supports_both_lts_and_6():
-    deps = {_name(r): r for r in _pyproject()["project"]["dependencies"]}
+    deps = {_name(r): r for r in pyproject()["project"]["dependencies"]}
     assert deps["django"].replace(" ", "") == "django>=5.2,<7"
 
 
@@ -92,7 +83,7 @@ def _distribution(module: str) -> str:
 
 @pytest.mark.parametrize("area", ["runtime", "tests"])
 def test_every_import_is_declared(area):
-    project = _pyproject()["project"]
+    project = pyproject()["project"]
     if area == "runtime":
         folders = [PROJECT_ROOT / d for d in ("streamlab", "demo_app", "scripts")]
         files = [p for folder in folders for p in folder.rglob("*.py")]
@@ -129,8 +120,8 @@ def test_no_secret_key_is_committed():
     assert assignments == ['os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)']
 
 
-def test_licence_and_citation_agree_with_pyproject():
-    project = _pyproject()["project"]
+def test_licence_and_citation_agree_withpyproject():
+    project = pyproject()["project"]
     assert (PROJECT_ROOT / "LICENSE").read_text().startswith("MIT License")
     assert "LICENSE" in project["license-files"]
     cff = (PROJECT_ROOT / "CITATION.cff").read_text()
