@@ -5,7 +5,8 @@
 #   make test-fast  the quick tier (under 3 min): views, wire, helpers, project checks;
 #               no notebook execution, reliability, hygiene, exposure or browser tests
 #   make lab    open the series in JupyterLab
-#   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=, HTTP2=1)
+#   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=, HTTP2=1;
+#               SERVER=uvicorn, uvicorn-worker, daphne, hypercorn or granian for another server)
 #   make bench  measure TTFB, memory, throughput and 200 event streams; results in build/bench/
 #   make slides reveal.js slides of every notebook in build/slides/ (offline)
 #   make readme-figures  README's reliability table from build/reliability/figures.json
@@ -18,6 +19,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 WORKER_CLASS ?= sync
+SERVER ?= gunicorn
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
@@ -60,8 +62,12 @@ lab: install
 
 serve: $(STAMP)
 # HTTP2=1 adds cleartext HTTP/2 on the same port; the sync worker has none, so unless
-# WORKER_CLASS is given, gthread serves it.
+# WORKER_CLASS is given, gthread serves it. SERVER= other than gunicorn takes no Gunicorn options.
+ifeq ($(SERVER),gunicorn)
 	$(PY) scripts/serve.py --port $(PORT) --worker-class $(if $(and $(filter 1,$(HTTP2)),$(filter file,$(origin WORKER_CLASS))),gthread,$(WORKER_CLASS))$(if $(filter 1,$(HTTP2)), --http2)
+else
+	$(PY) scripts/serve.py --port $(PORT) --server $(SERVER)
+endif
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(BENCH_ARGS)

@@ -7,6 +7,9 @@
     python scripts/serve.py --worker-class gthread --http2      # HTTP/2 beside HTTP/1.1
     curl -i --http2-prior-knowledge "http://127.0.0.1:8000/download_csv_streaming?rows=5"
 
+    python scripts/serve.py --server uvicorn                    # another ASGI server (notebook 11)
+    curl --raw -i "http://127.0.0.1:8000/stream_async?rows=5&chunk_rows=1"
+
 The command line is the one the notebooks use (streamlab.servers.gunicorn), so what you
 see here is what they measure. Stop it with Ctrl-C.
 
@@ -22,6 +25,7 @@ import os
 import sys
 
 from streamlab.paths import PROJECT_ROOT
+from streamlab.servers.asgi_servers import SERVER_CLASSES, SERVERS, server_kind
 from streamlab.servers.gunicorn import DemoServer
 from streamlab.servers.manage import manage_ok
 
@@ -31,6 +35,8 @@ WORKER_CLASSES = ("sync", "gthread", "asgi")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--server", default="gunicorn", choices=list(SERVERS),
+                        help="gunicorn (with --worker-class), or another ASGI server")
     parser.add_argument("--worker-class", default="sync", choices=WORKER_CLASSES)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="for the gthread worker")
@@ -45,16 +51,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("Gunicorn's sync worker does not speak HTTP/2 (it logs a warning and "
                      "serves HTTP/1.1 only): add --worker-class gthread or asgi.")
 
-    server = DemoServer(
-        worker_class=args.worker_class, workers=args.workers,
-        threads=args.threads, timeout=args.timeout, http2=args.http2,
-    )
+    if args.server != "gunicorn":
+        if args.http2 or args.worker_class != "sync" or args.threads is not None:
+            parser.error(f"--worker-class, --threads and --http2 are Gunicorn's options; "
+                         f"{args.server} serves the demo app's ASGI entry point as it is.")
+        try:
+            server_kind(args.server)
+        except ModuleNotFoundError as missing:
+            parser.error(str(missing))
+        server = SERVER_CLASSES[args.server]()
+    else:
+        server = DemoServer(
+            worker_class=args.worker_class, workers=args.workers,
+            threads=args.threads, timeout=args.timeout, http2=args.http2,
+        )
     command = server.command(args.port)
     try:
         manage_ok({}, "migrate", "--verbosity", "0")  # the same environment as the server's
     except RuntimeError as error:  # serve anyway: only the /export views need the tables
         print(f"{error}\nServing without it: the /export views answer 503.", file=sys.stderr)
-    print(f"Serving the demo app: http://127.0.0.1:{args.port}/  (Ctrl-C to stop)", flush=True)
+    print(f"Serving the demo app with {args.server}: http://127.0.0.1:{args.port}/  "
+          "(Ctrl-C to stop)", flush=True)
     os.chdir(PROJECT_ROOT)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_app.settings")
     os.execv(command[0], command)

@@ -96,6 +96,7 @@ class StreamRead:
     elapsed_s: float  # until the server closed the connection
     complete: bool  # the chunked body ended with its zero-size last chunk
     error: str | None  # why the body does not decode, when it does not
+    head_s: float | None = None  # when the whole header block had arrived (None: it never did)
 
     @property
     def first_byte_s(self) -> float | None:
@@ -117,6 +118,7 @@ def read_stream(url: str, *, timeout: float = 30.0) -> StreamRead:
     start = time.perf_counter()
     received = bytearray()
     body_start: int | None = None
+    head_s: float | None = None
     timeline: list[tuple[float, int]] = [(0.0, 0)]
     with send_request(url, timeout=timeout) as sock:
         while True:
@@ -129,6 +131,7 @@ def read_stream(url: str, *, timeout: float = 30.0) -> StreamRead:
             received += data
             if body_start is None and b"\r\n\r\n" in received:
                 body_start = received.index(b"\r\n\r\n") + 4
+                head_s = time.perf_counter() - start
             if body_start is not None and len(received) > body_start:
                 timeline.append((time.perf_counter() - start, len(received) - body_start))
     elapsed = time.perf_counter() - start
@@ -139,8 +142,8 @@ def read_stream(url: str, *, timeout: float = 30.0) -> StreamRead:
     try:
         decode_chunked(body)
     except ValueError as error:
-        return StreamRead(url, status, timeline, body, elapsed, False, str(error))
-    return StreamRead(url, status, timeline, body, elapsed, True, None)
+        return StreamRead(url, status, timeline, body, elapsed, False, str(error), head_s)
+    return StreamRead(url, status, timeline, body, elapsed, True, None, head_s)
 
 
 # -- Timeouts of common intermediaries ----------------------------------------------------------

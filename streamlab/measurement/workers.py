@@ -441,7 +441,8 @@ def warning_texts(obj: object) -> list[str]:
 
 
 def server_kind(server: DemoServer) -> str:
-    return "ASGI" if server.worker_class == "asgi" else "WSGI"
+    """``ASGI`` or ``WSGI``: which of the demo app's entry points the server runs."""
+    return "ASGI" if server.app.endswith("asgi:application") else "WSGI"
 
 
 def matching_iterator(server: DemoServer) -> str:
@@ -469,7 +470,8 @@ def run_matrix(servers: list[DemoServer], query: str, *, streamed_below: float =
             if m.status != 200:
                 raise RuntimeError(f"{m.url} answered {m.status}; check the query {query!r}.")
             rows.append({
-                "server": f"{server_kind(server)} ({server.worker_class} worker)",
+                "server": f"{server_kind(server)} ("
+                          f"{getattr(server, 'server', '') or server.worker_class + ' worker'})",
                 "kind": server_kind(server),
                 "iterator": iterator,
                 "matched": iterator == matching_iterator(server),

@@ -143,15 +143,24 @@ def hub_hosts() -> dict[str, str]:
     return {"DJANGO_ALLOWED_HOSTS": "*"} if os.environ.get("JUPYTERHUB_SERVICE_PREFIX") else {}
 
 
-def start_server(**options: object) -> DemoServer:
-    """Start a demo server (see ``DemoServer`` for the options) and return it.
+def start_server(server: str = "gunicorn", **options: object) -> ManagedProcess:
+    """Start a demo server and return it: Gunicorn (see ``DemoServer`` for the options)
+    by default, or another ASGI server by name (``server="uvicorn"``; the choices are
+    ``streamlab.servers.asgi_servers.SERVERS``).
 
     Calling it again with the same ``name`` stops the previous server first, so
     a notebook cell that starts a server can be re-run safely.
     """
-    return DemoServer(**options).start()  # type: ignore[arg-type]
+    from .asgi_servers import SERVER_CLASSES, server_kind  # it builds on this module
+
+    server_kind(server)  # an unknown or missing server: a clear error, before anything runs
+    cls = DemoServer if server == "gunicorn" else SERVER_CLASSES[server]
+    return cls(**options).start()  # type: ignore[arg-type]
 
 
-def running_servers() -> list[DemoServer]:
-    """The demo servers this Python process started that are still running."""
-    return [p for p in running_processes() if isinstance(p, DemoServer)]
+def running_servers() -> list[ManagedProcess]:
+    """The demo servers (any server of the demo app) this Python process started that are
+    still running."""
+    from .asgi_servers import AppServer
+
+    return [p for p in running_processes() if isinstance(p, DemoServer | AppServer)]
