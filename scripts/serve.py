@@ -47,20 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
-    if args.http2 and args.worker_class == "sync":
-        parser.error("Gunicorn's sync worker does not speak HTTP/2 (it logs a warning and "
-                     "serves HTTP/1.1 only): add --worker-class gthread or asgi.")
-
     if args.server != "gunicorn":
-        if args.http2 or args.worker_class != "sync" or args.threads is not None:
-            parser.error(f"--worker-class, --threads and --http2 are Gunicorn's options; "
-                         f"{args.server} serves the demo app's ASGI entry point as it is.")
+        if (args.http2 or args.worker_class != "sync" or args.threads is not None
+                or args.workers != 1):
+            parser.error(f"--worker-class, --workers, --threads and --http2 are Gunicorn's "
+                         f"options; {args.server} serves the demo app's ASGI entry point with "
+                         "one worker process.")
         try:
             server_kind(args.server)
         except ModuleNotFoundError as missing:
             parser.error(str(missing))
         server = SERVER_CLASSES[args.server]()
     else:
+        if args.http2 and args.worker_class == "sync":
+            parser.error("Gunicorn's sync worker does not speak HTTP/2 (it logs a warning and "
+                         "serves HTTP/1.1 only): add --worker-class gthread or asgi.")
         server = DemoServer(
             worker_class=args.worker_class, workers=args.workers,
             threads=args.threads, timeout=args.timeout, http2=args.http2,

@@ -25,6 +25,7 @@ from nbclient import NotebookClient
 
 from streamlab import DemoServer
 from streamlab.paths import NOTEBOOK_DIR, PROJECT_ROOT
+from streamlab.servers.asgi_servers import OTHER_SERVERS, SERVER_CLASSES
 from streamlab.servers.jupyter import JupyterServer
 from streamlab.servers.nginx import nginx_available, start_nginx
 from streamlab.servers.process import free_port, still_running
@@ -84,6 +85,15 @@ def test_demo_server_listens_on_loopback_only_with_debug_off(worker_class, figur
     check_sockets(figures, f"Gunicorn ({worker_class})", sockets)
     assert {port for _, _, port in sockets} == {server.port}
     assert len({pid for pid, _, _ in sockets}) == 3  # the master and both workers hold it
+
+
+@pytest.mark.parametrize("name", list(OTHER_SERVERS))
+def test_other_asgi_servers_listen_on_loopback_only_with_debug_off(name, figures):
+    with SERVER_CLASSES[name](name=f"tests-exposure-{name}") as server:
+        sockets = open_sockets(server.pids())
+        check_debug_off(figures, server.url("/no-such-page"))
+    check_sockets(figures, name, sockets)
+    assert {port for _, _, port in sockets} == {server.port}
 
 
 def test_make_serve_listens_on_loopback_only(figures):

@@ -83,6 +83,8 @@ def _kinds(processes: list[psutil.Process]) -> dict[str, int]:
         # The watchdog first: its arguments name the server's log file, "gunicorn-...".
         kind = ("watchdog" if "streamlab.servers.watchdog" in cmdline
                 else "gunicorn" if "-m gunicorn" in cmdline
+                # Hypercorn's main process and the worker it spawns (notebook 11)
+                else "hypercorn" if "-m hypercorn" in cmdline or "multiprocessing" in cmdline
                 else "nginx" if "nginx" in cmdline else cmdline[:40])
         kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
@@ -93,8 +95,9 @@ START_SERVERS = """
     from streamlab.servers.nginx import nginx_available, start_nginx
 
     server = start_server(name="hygiene")
+    other = start_server(server="hypercorn", name="hygiene")   # a server with a spawned worker
     proxy = start_nginx(server, name="hygiene-nginx") if nginx_available() else None
-    print("started", server, proxy)
+    print("started", server, other, proxy)
 """
 
 
@@ -115,8 +118,10 @@ def test_kernel_restart_in_the_middle_of_a_notebook_stops_every_server(how, figu
     figures.count(AREA, "kernel restarts", one="kernel restart")
     figures.count(AREA, "leftover processes", len(left), one="leftover process")
 
-    # Gunicorn's master and worker, nginx's master and worker, and a watchdog for each server.
-    expected = {"gunicorn": 2, "watchdog": 1} | ({"nginx": 2} if nginx_available() else {})
+    # Gunicorn's master and worker, Hypercorn's and its spawned worker, nginx's master and
+    # worker, and a watchdog for each server.
+    expected = {"gunicorn": 2, "hypercorn": 2, "watchdog": 2} | (
+        {"nginx": 2} if nginx_available() else {})
     assert all(kinds.get(kind, 0) >= n for kind, n in expected.items()), kinds
     assert left == [], f"still running after a {how} restart: {left}"
     assert new_kernel != old_kernel and after == "2\n"

@@ -216,6 +216,11 @@ def _kind(cmdline: list[str], name: str) -> str | None:
         return "watchdog"
     if "gunicorn" in joined and ("demo_app" in joined or str(PROJECT_ROOT) in joined):
         return "gunicorn"
+    for server in ("uvicorn", "daphne", "hypercorn", "granian"):  # notebook 11's servers
+        if f"-m {server}" in joined and "demo_app" in joined:
+            return server
+    if "multiprocessing.spawn" in joined or "multiprocessing.resource_tracker" in joined:
+        return "spawned worker"  # Hypercorn's worker; ours only if it carries our marker
     if "jupyter_server" in joined or "jupyter-lab" in joined or "jupyter-server" in joined:
         return "jupyter server"
     if "ipykernel_launcher" in joined:
