@@ -1,7 +1,7 @@
 """The book: the executed notebooks rendered by Sphinx, in series order, solutions folded.
 
 The quick tests read the committed notebooks. The rest build a book from notebooks 00 and
-11 executed for real (the two shortest), in pytest's temporary folder, never from a
+12 executed for real (the two shortest), in pytest's temporary folder, never from a
 learner's ``build/``. The browser test reads that book in headless Chromium, served over
 HTTP on 127.0.0.1 as it is once published, with every request beyond the loopback
 refused: HTTP gives every request a status to check, and from file:// Chromium refuses
@@ -29,7 +29,7 @@ from streamlab.paths import NOTEBOOK_DIR
 from streamlab.series.book import BookError, build_book, read_notebook, write_source
 from streamlab.series.notebooks import CELL_TIMEOUT, question, run, save_summaries, series, title
 
-SHORT = ["00_start_here.ipynb", "11_wrap_up.ipynb"]  # a few seconds each
+SHORT = ["00_start_here.ipynb", "12_wrap_up.ipynb"]  # a few seconds each
 
 
 def test_every_notebook_states_its_question():
@@ -110,7 +110,7 @@ def test_only_the_series_notebooks_go_in(tmp_path):
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> Path:
-    """Notebooks 00 and 11, executed as `make run` does, with their record of the run."""
+    """Notebooks 00 and 12, executed as `make run` does, with their record of the run."""
     folder = tmp_path_factory.mktemp("executed")
     results = [run(NOTEBOOK_DIR / name, folder, timeout=CELL_TIMEOUT) for name in SHORT]
     assert [r.error for r in results] == [None, None]
@@ -123,7 +123,7 @@ def book(executed, tmp_path_factory):
     return build_book(executed, tmp_path_factory.mktemp("built") / "book")
 
 
-@pytest.mark.notebooks  # executes notebooks 00 and 11, so it is in the slow tier
+@pytest.mark.notebooks  # executes notebooks 00 and 12, so it is in the slow tier
 def test_the_book_holds_the_executed_notebooks_in_order(book, executed):
     # Sphinx's only complaint: 00 links to notebooks that this two-notebook book leaves out.
     missing = [re.search(r"target not found: '(\d\d_\w+\.ipynb)'", w) for w in book.warnings]
@@ -131,7 +131,7 @@ def test_the_book_holds_the_executed_notebooks_in_order(book, executed):
     assert {m[1] for m in missing} <= {p.name for p in series()} - set(SHORT)
     assert [p.name for p in book.pages] == [Path(name).with_suffix(".html").name for name in SHORT]
     first = book.pages[0].read_text()
-    assert re.search(r'class="right-next"\s+href="11_wrap_up.html"', first)  # next
+    assert re.search(r'class="right-next"\s+href="12_wrap_up.html"', first)  # next in this book
     assert re.search(r'class="left-prev"\s+href="index.html"', first)  # previous
     # The download button serves the executed notebook, byte for byte.
     assert 'href="_sources/00_start_here.ipynb"' in first
@@ -206,7 +206,7 @@ def _served(directory: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.mark.slow  # Chromium, and notebooks 00 and 11 executed
+@pytest.mark.slow  # Chromium, and notebooks 00 and 12 executed
 def test_the_book_in_a_browser_offline(book, tmp_path):
     reason = unavailable()
     if reason:
