@@ -569,6 +569,10 @@ HEADLINES = [
              ("streamed through jupyter-server-proxy, browser Accept",)),
     Headline("streamed through nginx with its default settings", "08",
              ("streamed through nginx, default settings",)),
+    Headline("ASGI servers of six that send headers before the first body bytes", "11",
+             ("servers sending headers before the first body bytes",)),
+    Headline("Daphne, a generator that never awaits: first byte / total time", "11",
+             ("Daphne, await-free generator: first byte / total",)),
 ]
 
 
@@ -659,6 +663,10 @@ GUIDE: dict[str, dict[str, Claim]] = {
             lambda v: v("09", "EventSource streamed through jupyter-server-proxy") is True,
         "HTTP/2: a client that grants no credit gets one window, 65,535 bytes (10)": lambda v: (
             v("10", "HTTP/2 bytes sent to a client giving no credit") == 65_535),
+        "Django's, on all six ASGI servers: a sync iterator is consumed whole (11)": lambda v: (
+            v("11", "ASGI servers buffering a sync iterator") == 6),
+        "Django's, on all six ASGI servers: a disconnect cancels the view at once (11)":
+            lambda v: v("11", "ASGI servers cancelling at once on disconnect") == 6,
     },
     "what breaks it": {
         "mismatched pairs do not stream: WSGI + async, ASGI + sync iterator (06)": lambda v: (
@@ -705,6 +713,12 @@ GUIDE: dict[str, dict[str, Claim]] = {
             > v("07", "DB export under ASGI, worker memory rise, aiterator()")),
         "under ASGI, Django splits one large item into several body messages (06)": lambda v: (
             v("06", "ASGI body messages for one 1 MiB item") > 1),
+        "Daphne buffers the body for a client that stops reading; no other server does (11)":
+            lambda v: v("11", "servers buffering for a stalled client") == 1,
+        "Daphne sends an await-free generator's first byte after half its time (11)":
+            lambda v: v("11", "Daphne, await-free generator: first byte / total") > 0.5,
+        "Gunicorn's ASGI worker listens with 100, whatever --backlog says (11)": lambda v: (
+            v("11", "Gunicorn ASGI listen queue with --backlog 2048") == 100),
         "gevent frees the worker during a stream, not during computation (05)": lambda v: (
             v("05", "/hello wait behind a stream: gevent")
             < v("05", "/hello wait behind a stream: sync")
