@@ -37,6 +37,12 @@ stream. The id of the last event means "nothing left": the answer is ``204 No
 Content``, which the standard defines as the way to tell a browser to stop
 reconnecting.
 
+With ``?stamp=1`` each tick's JSON also carries ``"sent"``, the server's ``time.time()``
+at the moment the generator yields the event (the piece is written then, not when the plan
+is made): a client on the same machine reads from it how long the event took to reach it,
+which the schedule alone cannot show when every event of a stream is late by the same
+amount. Without it, the bytes are those of a stream that knows nothing of stamps.
+
 With ``?tag=NAME`` a stream reports how it ended, as ``async_views`` streams do
 (``StreamRecord``): the record is written in the generator's ``finally`` block,
 so it proves that cleanup ran when a client left mid-stream.
@@ -49,7 +55,7 @@ import json
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +76,9 @@ RETRY_MS = Param("retry_ms", minimum=0, maximum="DEMO_MAX_RETRY_MS", default=100
 CLOSE_AFTER = Param("close_after", minimum=0, maximum="DEMO_MAX_EVENTS", default=0)
 # 1 leaves out ``X-Accel-Buffering: no``, so a proxy's default buffering applies.
 ALLOW_BUFFERING = Param("allow_buffering", minimum=0, maximum=1, default=0)
+# 1 adds ``"sent"`` to each tick's JSON: the server's clock (``time.time()``) as the event is
+# handed to the server, so a client on the same machine sees how late each event arrived.
+STAMP = Param("stamp", minimum=0, maximum=1, default=0)
 THINK_MS = Param("think_ms", minimum=0, maximum="DEMO_MAX_DELAY_MS", default=50)
 TOKEN_MS = Param("token_ms", minimum=0, maximum="DEMO_MAX_DELAY_MS", default=2)
 SEED = Param("seed", minimum=0, maximum=2**31 - 1, default=9)
@@ -118,8 +127,12 @@ def retry_field(retry_ms: int) -> str:
     return f"retry: {retry_ms}\n\n"
 
 
-def with_heartbeats(steps: Iterable[tuple[float, str]], heartbeat_s: int) -> Iterator[
-        tuple[float, str]]:
+# A step's piece: its text, or (``stamp=1``) a function that writes it as it is sent.
+Piece = str | Callable[[], str]
+
+
+def with_heartbeats(steps: Iterable[tuple[float, Piece]], heartbeat_s: int) -> Iterator[
+        tuple[float, Piece]]:
     """The steps, plus a heartbeat comment every ``heartbeat_s`` seconds of silence."""
     last = 0.0
     for due, piece in steps:
@@ -143,20 +156,28 @@ def resume_after(request: HttpRequest, count: int) -> int | None:
     return last if 1 <= last <= count else None
 
 
+def tick(n: int, count: int, due_ms: int, *, stamp: bool = False) -> Piece:
+    """Event ``n`` of ``count``: a line of text, then its number and schedule as JSON; with
+    ``stamp``, a function that adds ``"sent": time.time()`` when the player calls it."""
+    def framed(**sent: float) -> str:
+        data = f"tick {n} of {count}\n" + json.dumps({"n": n, "due_ms": due_ms, **sent})
+        return sse_event(data, id=n, event="tick")
+
+    return (lambda: framed(sent=time.time())) if stamp else framed()
+
+
 def event_steps(
     *, count: int, interval_ms: int, heartbeat_s: int, retry_ms: int, close_after: int,
-    after: int = 0,
-) -> Iterator[tuple[float, str]]:
+    after: int = 0, stamp: bool = False,
+) -> Iterator[tuple[float, Piece]]:
     """``/events``: the retry field at once, then events ``after+1..count`` every
     ``interval_ms`` (the first at once), at most ``close_after`` of them per connection,
-    and an ``end`` event after the last."""
-    def steps() -> Iterator[tuple[float, str]]:
+    and an ``end`` event after the last; ``stamp`` stamps each event as it is sent."""
+    def steps() -> Iterator[tuple[float, Piece]]:
         yield 0.0, retry_field(retry_ms)
         last = count if not close_after else min(count, after + close_after)
         for k, n in enumerate(range(after + 1, last + 1)):
-            due_ms = k * interval_ms
-            data = f"tick {n} of {count}\n" + json.dumps({"n": n, "due_ms": due_ms})
-            yield due_ms / 1000, sse_event(data, id=n, event="tick")
+            yield k * interval_ms / 1000, tick(n, count, k * interval_ms, stamp=stamp)
         if last == count:
             yield max(0, last - after - 1) * interval_ms / 1000, sse_event(
                 "end of stream", event="end")
@@ -204,7 +225,12 @@ def token_steps(
 # -- Playing a plan: one sync and one async generator, the same bytes -----------------------
 
 
-def play_sync(steps: Iterable[tuple[float, str]], record: StreamRecord) -> Iterator[str]:
+def written(piece: Piece) -> str:
+    """A step's text, as it is sent: a stamped piece is written now."""
+    return piece() if callable(piece) else piece
+
+
+def play_sync(steps: Iterable[tuple[float, Piece]], record: StreamRecord) -> Iterator[str]:
     """Each piece at its time, sleeping (the thread blocks) in between."""
     start = time.monotonic()
     error = None
@@ -213,8 +239,9 @@ def play_sync(steps: Iterable[tuple[float, str]], record: StreamRecord) -> Itera
             pause = start + due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            record.count(piece)
-            yield piece
+            text = written(piece)
+            record.count(text)
+            yield text
     except BaseException as exc:  # GeneratorExit when the server closes us early: noted
         error = exc
         raise
@@ -223,7 +250,7 @@ def play_sync(steps: Iterable[tuple[float, str]], record: StreamRecord) -> Itera
         record.report()
 
 
-async def play_async(steps: Iterable[tuple[float, str]], record: StreamRecord) -> AsyncIterator[
+async def play_async(steps: Iterable[tuple[float, Piece]], record: StreamRecord) -> AsyncIterator[
         str]:
     """The same pieces at the same times, awaiting (the event loop serves others) in between."""
     start = time.monotonic()
@@ -233,8 +260,9 @@ async def play_async(steps: Iterable[tuple[float, str]], record: StreamRecord) -
             pause = start + due - time.monotonic()
             if pause > 0:
                 await asyncio.sleep(pause)
-            record.count(piece)
-            yield piece
+            text = written(piece)
+            record.count(text)
+            yield text
     except BaseException as exc:  # CancelledError when Django's ASGI handler sees a disconnect
         error = exc
         raise
@@ -249,7 +277,7 @@ def served_by_asgi(request: HttpRequest) -> bool:
 
 
 def stream_response(
-    request: HttpRequest, steps: Iterable[tuple[float, str]], *, content_type: str,
+    request: HttpRequest, steps: Iterable[tuple[float, Piece]], *, content_type: str,
     tag: str | None, allow_buffering: int = 0,
 ) -> StreamingHttpResponse:
     """Play ``steps`` with the generator that matches the server, with the headers a stream
@@ -284,11 +312,12 @@ class EventParams:
     retry_ms: int
     close_after: int
     allow_buffering: int
+    stamp: int
     tag: str | None
 
 
 @require_safe
-@query_params(COUNT, INTERVAL_MS, HEARTBEAT_S, RETRY_MS, CLOSE_AFTER, ALLOW_BUFFERING, TAG)
+@query_params(COUNT, INTERVAL_MS, HEARTBEAT_S, RETRY_MS, CLOSE_AFTER, ALLOW_BUFFERING, STAMP, TAG)
 def events(request: HttpRequest, **params: int | str | None) -> HttpResponse:
     """``count`` server-sent events, ``interval_ms`` apart, resumed after ``Last-Event-ID``."""
     p = EventParams(**params)  # type: ignore[arg-type]
@@ -296,7 +325,8 @@ def events(request: HttpRequest, **params: int | str | None) -> HttpResponse:
     if after is not None and after == p.count:
         return nothing_left()
     steps = event_steps(count=p.count, interval_ms=p.interval_ms, heartbeat_s=p.heartbeat_s,
-                        retry_ms=p.retry_ms, close_after=p.close_after, after=after or 0)
+                        retry_ms=p.retry_ms, close_after=p.close_after, after=after or 0,
+                        stamp=bool(p.stamp))
     return stream_response(request, steps, content_type="text/event-stream", tag=p.tag,
                            allow_buffering=p.allow_buffering)
 

@@ -84,13 +84,7 @@ class TreeRssSampler(RssSampler):
             descendants = self.root.children(recursive=True)
         except psutil.Error:
             return
-        total = 0
-        for process in descendants:
-            try:
-                total += process.memory_info().rss
-            except psutil.Error:
-                continue
-        self.peak_total = max(self.peak_total, total)
+        self.peak_total = max(self.peak_total, total_rss(descendants))
 
 
 def _reset_peak_rss(pid: int) -> bool:
@@ -113,3 +107,14 @@ def _peak_rss(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def total_rss(processes: list[psutil.Process]) -> int:
+    """The processes' RSS summed, in bytes; one that has exited counts as nothing."""
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total

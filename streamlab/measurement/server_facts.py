@@ -32,6 +32,7 @@ from ..wire.chunked import decode_chunked
 from ..wire.framing import body_end
 from ..wire.http1 import raw_request, send_request
 from ..wire.http2 import Http2Client
+from .memory import total_rss
 from .proxies import read_stream
 from .request import Measurement, measure
 from .workers import StreamEvents, disconnect_mid_stream
@@ -229,15 +230,15 @@ def stalled_reader(server: ManagedProcess, events: StreamEvents, *, body_mib: in
     url = server.url(f"{streaming_path(server)}?rows={rows}&chunk_rows={chunk_rows}&tag={tag}")
     workers = server.worker_processes()
     samples: list[tuple[float, float]] = []
-    base, cpu = _rss(workers), _cpu(workers)
+    base, cpu = total_rss(workers), _cpu(workers)
     finished = False
     with send_request(url, rcvbuf=64 * 1024):
         start = time.perf_counter()
         while not finished and (now := time.perf_counter() - start) < stall_s:
-            samples.append((now, (_rss(workers) - base) / MiB))
+            samples.append((now, (total_rss(workers) - base) / MiB))
             time.sleep(0.05)
             finished = events.get(tag) is not None
-        samples.append((time.perf_counter() - start, (_rss(workers) - base) / MiB))
+        samples.append((time.perf_counter() - start, (total_rss(workers) - base) / MiB))
         cpu = _cpu(workers) - cpu
     return StalledReader(server_name(server), tag, csvgen.csv_size(rows) / MiB, stall_s,
                          finished, max(g for _, g in samples), cpu, tuple(samples))
@@ -281,16 +282,6 @@ def _cpu(processes: list[psutil.Process]) -> float:
         except psutil.Error:
             continue
         total += times.user + times.system
-    return total
-
-
-def _rss(processes: list[psutil.Process]) -> int:
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 

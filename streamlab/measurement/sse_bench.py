@@ -19,6 +19,7 @@ Everything runs on 127.0.0.1, with a bounded number of clients and a deadline.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import statistics
 import threading
@@ -52,6 +53,7 @@ class ClientRun:
     ids: tuple[str, ...]  # each event's last event id, in arrival order
     ended: bool  # the stream's "end" event arrived
     error: str | None = None
+    lags: tuple[float, ...] = ()  # stamped events (stamp=1): arrival minus "sent", time.time()
 
     @property
     def first_event_s(self) -> float | None:
@@ -186,41 +188,46 @@ class StreamsRun:
         return row
 
 
-async def _read_chunked_events(reader: asyncio.StreamReader, sent: float,
-                               deadline: float) -> tuple[list[float], list[str], bool]:
-    """Read a chunked event stream to its end: each event's arrival and id; ended or not."""
+async def _read_chunked_events(reader: asyncio.StreamReader, sent: float, deadline: float
+                               ) -> tuple[list[float], list[str], bool, list[float]]:
+    """Read a chunked event stream to its end: each event's arrival, id and lag; ended or not."""
     parser = EventStreamParser()
     arrivals: list[float] = []
     ids: list[str] = []
     ended = False
+    lags: list[float] = []
     while True:
         size_line = await asyncio.wait_for(reader.readline(), deadline - time.perf_counter())
         size, _ = parse_size_line(size_line.rstrip(b"\r\n"))
         data = await asyncio.wait_for(reader.readexactly(size + 2), deadline - time.perf_counter())
         if size == 0:
-            return arrivals, ids, ended
-        now = time.perf_counter()
+            return arrivals, ids, ended, lags
+        now, wall = time.perf_counter(), time.time()
         for event in parser.feed(data[:-2]):
             if event.type == "end":
                 ended = True
             else:
                 arrivals.append(now - sent)
                 ids.append(event.last_event_id)
+                if '"sent": ' in event.data:
+                    lags.append(wall - json.loads(event.data.rpartition("\n")[2])["sent"])
 
 
-async def _client(index: int, url: str, start: float, deadline: float) -> ClientRun:
+async def _client(index: int, url: str, start: float, deadline: float,
+                  gate: asyncio.Semaphore) -> ClientRun:
     host, port, target, netloc = split_url(url)
-    sent = time.perf_counter()
     writer = None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
-                                                deadline - sent)
-        writer.write(build_request(target, netloc))
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), deadline - sent)
+        async with gate:  # held from connecting to the response head (``connecting``)
+            sent = time.perf_counter()
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                    deadline - sent)
+            writer.write(build_request(target, netloc))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), deadline - sent)
         if b" 200 " not in head.split(b"\r\n", 1)[0] or b"chunked" not in head.lower():
             raise ValueError(f"expected a 200 chunked event stream, got {head[:80]!r}")
-        arrivals, ids, ended = await _read_chunked_events(reader, sent, deadline)
-        return ClientRun(index, sent - start, tuple(arrivals), tuple(ids), ended)
+        arrivals, ids, ended, lags = await _read_chunked_events(reader, sent, deadline)
+        return ClientRun(index, sent - start, tuple(arrivals), tuple(ids), ended, lags=tuple(lags))
     except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as error:
         return ClientRun(index, sent - start, (), (), False, f"{type(error).__name__}: {error}")
     finally:
@@ -272,9 +279,10 @@ def in_own_thread(function: Callable[[], T]) -> T:
 
 def open_streams(
     server: DemoServer, *, clients: int, count: int, interval_ms: int,
-    timeout: float = 60.0, extra_query: str = "",
+    timeout: float = 60.0, extra_query: str = "", connecting: int | None = None,
 ) -> StreamsRun:
-    """Open ``clients`` event streams on ``server`` at once and read them all to the end."""
+    """Open ``clients`` event streams on ``server`` at once and read them all to the end;
+    ``connecting`` caps the connections waiting for their response head (the rest wait)."""
     if not 1 <= clients <= MAX_CLIENTS:
         raise ValueError(f"clients must be between 1 and {MAX_CLIENTS}, got {clients}.")
     url = server.url(f"/events?count={count}&interval_ms={interval_ms}&heartbeat_s=0"
@@ -282,8 +290,9 @@ def open_streams(
 
     async def run_all() -> list[ClientRun]:
         start = time.perf_counter()
-        deadline = start + timeout
-        return await asyncio.gather(*(_client(i, url, start, deadline) for i in range(clients)))
+        deadline, gate = start + timeout, asyncio.Semaphore(connecting or clients)
+        return await asyncio.gather(*(_client(i, url, start, deadline, gate)
+                                      for i in range(clients)))
 
     workers = server.worker_processes()
     overflows_before = listen_overflows()

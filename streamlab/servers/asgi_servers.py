@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import requests
 
 from ..paths import PROJECT_ROOT
-from .gunicorn import ASGI_APP, GUNICORN_CONFIG, DemoServer, hub_hosts
+from .gunicorn import ASGI_APP, GUNICORN_CONFIG, DemoAppProcess, DemoServer
 from .process import HOST, ManagedProcess, _is_running
 
 
@@ -110,7 +109,7 @@ def server_kind(name: str) -> ServerKind:
     return kind
 
 
-class AppServer(ManagedProcess):
+class AppServer(DemoAppProcess):
     """The demo app's ASGI entry point under a server other than Gunicorn's asgi worker.
 
     Subclasses give the command line (``server_args``) and say which processes run
@@ -151,17 +150,6 @@ class AppServer(ManagedProcess):
 
     def command(self, port: int) -> list[str]:
         return [sys.executable, "-m", *self.server_args(port), *self.extra_args]
-
-    def environment(self) -> dict[str, str]:
-        return {"DJANGO_SETTINGS_MODULE": "demo_app.settings", "PYTHONUNBUFFERED": "1",
-                **hub_hosts(), **self.env}
-
-    def ready(self) -> bool:
-        try:
-            requests.get(self.url("/"), timeout=1)
-        except requests.RequestException:
-            return False
-        return len(self.worker_processes()) >= self.workers
 
     def worker_processes(self) -> list[psutil.Process]:
         """The processes that run the application: by default, the server's own."""

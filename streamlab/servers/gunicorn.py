@@ -33,7 +33,29 @@ HTTP2_ARGS = ("--http-protocols", "h2,h1", "--http2-cleartext", "both")
 # shows; any other worker would ignore the setting without a word, so it is refused.
 HTTP2_WORKERS = ("gthread", "asgi", "gevent")
 
-class DemoServer(ManagedProcess):
+class DemoAppProcess(ManagedProcess):
+    """What every server of the demo app shares, whichever program runs it: Django's
+    settings in the environment, and ready once the app answers and every worker runs."""
+
+    env: dict[str, str]
+    workers: int
+
+    def environment(self) -> dict[str, str]:
+        return {"DJANGO_SETTINGS_MODULE": "demo_app.settings", "PYTHONUNBUFFERED": "1",
+                **hub_hosts(), **self.env}
+
+    def ready(self) -> bool:
+        try:
+            requests.get(self.url("/"), timeout=1)
+        except requests.RequestException:
+            return False
+        return len(self.worker_processes()) >= self.workers
+
+    def worker_processes(self) -> list[psutil.Process]:
+        raise NotImplementedError
+
+
+class DemoServer(DemoAppProcess):
     """The demo app under Gunicorn, on 127.0.0.1.
 
     Use it as a context manager in scripts and tests, or call ``start()`` and
@@ -97,17 +119,6 @@ class DemoServer(ManagedProcess):
         if self.http2:
             cmd += HTTP2_ARGS
         return cmd + self.extra_args
-
-    def environment(self) -> dict[str, str]:
-        return {"DJANGO_SETTINGS_MODULE": "demo_app.settings", "PYTHONUNBUFFERED": "1",
-                **hub_hosts(), **self.env}
-
-    def ready(self) -> bool:
-        try:
-            requests.get(self.url("/"), timeout=1)
-        except requests.RequestException:
-            return False
-        return len(self.worker_processes()) >= self.workers
 
     def __repr__(self) -> str:
         state = f"running on {self.base_url}" if self.running else "stopped"
