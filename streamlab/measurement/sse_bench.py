@@ -153,8 +153,8 @@ class StreamsRun:
             delays += [offset - min(offsets) for offset in offsets]
         return delays
 
-    def delay_percentiles_ms(self) -> dict[str, float]:
-        delays = sorted(self.delays_s) or [0.0]
+    def delay_percentiles_ms(self, delays: Sequence[float] | None = None) -> dict[str, float]:
+        delays = sorted(self.delays_s if delays is None else delays) or [0.0]  # or others, s
         q = statistics.quantiles(delays, n=100, method="inclusive") if len(delays) > 1 else (
             delays * 99)
         return {"p50": q[49] * 1000, "p95": q[94] * 1000, "max": delays[-1] * 1000}
