@@ -1,5 +1,5 @@
-"""A learner's path, in a real browser: JupyterLab in headless Chromium runs notebooks 00 and
-09 cell by cell; and on a hub (as on Binder) a notebook's links, followed in Chromium, behave
+"""A learner's path, in a real browser: JupyterLab in headless Chromium runs notebooks 00,
+09 and 11 cell by cell; and on a hub (as on Binder) a notebook's links, followed in Chromium, behave
 as the notebooks say, and closing the notebook's tab stops its kernel and servers."""
 
 import re
@@ -32,6 +32,8 @@ pytestmark = pytest.mark.skipif(
     # 09 starts a Chromium of its own beside JupyterLab's: the heaviest notebook, run as a
     # learner runs it.
     ("09_streaming_to_a_browser.ipynb", "EventSource: first token", 420),
+    # 11 holds eight servers at once in one kernel.
+    ("11_asgi_servers.ipynb", "gunicorn asgi, --backlog 2048", 300),
 ], ids=lambda v: v.split("_")[0] if isinstance(v, str) and v.endswith(".ipynb") else None)
 def test_a_notebook_runs_in_jupyterlab(tmp_path, name, shows, timeout):
     shutil.copy(NOTEBOOK_DIR / name, tmp_path / name)  # the committed notebook stays clean
