@@ -18,6 +18,7 @@ and a process of its own tree listens on the port, as every server of the series
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.metadata
 import importlib.util
@@ -258,6 +259,11 @@ def server_defaults() -> list[dict[str, object]]:
         return inspect.signature(function).parameters[name].default
 
     granian_options = {p.name: p.default for p in granian_cli.params}
+    loop = asyncio.new_event_loop()
+    try:  # the write-buffer limits every asyncio transport starts with
+        _, high_water = asyncio.transports._FlowControlMixin(loop=loop).get_write_buffer_limits()
+    finally:
+        loop.close()
     uvicorn_config = uvicorn.config.Config.__init__
     hypercorn_config = hypercorn.config.Config
     rows = [
@@ -277,6 +283,8 @@ def server_defaults() -> list[dict[str, object]]:
          hypercorn_config.keep_alive_timeout, "s"),
         ("hypercorn", "read_timeout", hypercorn_config.read_timeout, "s"),
         ("hypercorn", "backlog", hypercorn_config.backlog, ""),
+        ("gunicorn asgi, uvicorn, hypercorn", "asyncio's write buffer high-water mark "
+         "(send waits above it)", high_water, "bytes"),
         ("granian", "http1 header_read_timeout", HTTP1Settings.header_read_timeout, "ms"),
         ("granian", "--backlog", granian_options["backlog"], ""),
     ]
