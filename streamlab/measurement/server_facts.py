@@ -205,15 +205,18 @@ class StalledReader:
 
     @property
     def back_pressure(self) -> bool:
-        """The view was held back: it had not made the whole body when the stall ended."""
-        return not self.finished_unread
+        """The view was held back: it had not made the whole body when the stall ended, and
+        the worker did not grow by a quarter of the body (what a server that buffers the
+        body holds; a paused one holds one piece or two, the rest waits in the kernel)."""
+        return not self.finished_unread and self.rss_growth_mib < self.body_mib / 4
 
     def row(self) -> dict[str, object]:
         return {"server": self.server,
                 "worker RSS growth MiB": f"{self.rss_growth_mib:.0f}",
                 "worker CPU s": f"{self.cpu_s:.2f}",
                 "while nobody read, the view": "paused" if self.back_pressure
-                else f"made all {self.body_mib:.0f} MiB"}
+                else f"made all {self.body_mib:.0f} MiB" if self.finished_unread
+                else "ran on, held in the worker"}
 
 
 def stalled_reader(server: ManagedProcess, events: StreamEvents, *, body_mib: int = 16,
