@@ -7,7 +7,7 @@
 #   make lab    open the series in JupyterLab
 #   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=, HTTP2=1;
 #               SERVER=uvicorn, uvicorn-worker, daphne, hypercorn or granian for another server)
-#   make bench  measure TTFB, memory, throughput and 200 event streams; results in build/bench/
+#   make bench  TTFB, memory, throughput, 200 event streams, 1,000 per ASGI server; in build/bench/
 #   make slides reveal.js slides of every notebook in build/slides/ (offline)
 #   make readme-figures  README's reliability table from build/reliability/figures.json
 #   make clean  remove build artefacts (keeps the virtual environment)

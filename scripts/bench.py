@@ -5,11 +5,14 @@
     python scripts/bench.py --full                 # streams up to 1 GiB (a few minutes)
     python scripts/bench.py --sizes 1,8 --repeats 5 --chunk-rows 1,64,4096
     python scripts/bench.py --only event-streams   # the event streams alone (about 20 s)
+    python scripts/bench.py --only server-streams  # 1,000 streams per ASGI server (~2.5 min)
 
 Writes build/bench/results.json and the figures as PNG next to it (the event
 streams of notebook 09 in build/bench/event_streams/: summary.json, delays.png,
-worker_classes.png), prints a table and checks the benchmark's targets (each
-with the value measured; the event streams' three are among them).
+worker_classes.png; the streams on each ASGI server of notebook 11 in
+build/bench/server_streams/: summary.json, servers.png), prints a table and checks
+the benchmark's targets (each with the value measured; the event streams' three
+and the four per server are among them).
 Exit status 0 even when a target is missed, unless --strict is given.
 """
 
@@ -28,7 +31,15 @@ matplotlib.use("Agg")  # files only, no window
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from streamlab.measurement import bench, bench_results, http2_bench, plots, sse_bench  # noqa: E402
+from streamlab.measurement import (  # noqa: E402
+    bench,
+    bench_results,
+    http2_bench,
+    plots,
+    server_bench,
+    server_bench_plots,
+    sse_bench,
+)
 from streamlab.measurement.bench_results import Target  # noqa: E402
 from streamlab.paths import PROJECT_ROOT  # noqa: E402
 
@@ -64,7 +75,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stream-events", type=int, default=sse_bench.BENCH_COUNT, metavar="N",
                         help=f"events per stream, {sse_bench.BENCH_INTERVAL_MS} ms apart "
                              f"(default {sse_bench.BENCH_COUNT})")
-    parser.add_argument("--only", choices=["event-streams"],
+    parser.add_argument("--server-streams", type=int, default=server_bench.SERVER_CLIENTS,
+                        metavar="N", help="event streams held at once by one worker process of "
+                        f"each ASGI server (default {server_bench.SERVER_CLIENTS}, the target's "
+                        "floor)")
+    parser.add_argument("--server-stream-events", type=int, default=server_bench.SERVER_COUNT,
+                        metavar="N", help=f"events per stream on each server, "
+                        f"{sse_bench.BENCH_INTERVAL_MS} ms apart (default "
+                        f"{server_bench.SERVER_COUNT})")
+    parser.add_argument("--servers", type=_servers, default=server_bench.ALL_SERVERS,
+                        metavar="NAME,...", help="the servers of the server streams, in order "
+                        f"(default all: {','.join(server_bench.ALL_SERVERS)})")
+    parser.add_argument("--only", choices=["event-streams", "server-streams"],
                         help="run one section alone; results.json is left as it was")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build" / "bench",
                         help="directory for results.json and the PNG figures")
@@ -77,7 +99,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--streams must be between 1 and {sse_bench.MAX_CLIENTS}")
     if not 2 <= args.stream_events <= 1000:
         parser.error("--stream-events must be between 2 and 1000")
+    if not 1 <= args.server_streams <= sse_bench.MAX_CLIENTS:
+        parser.error(f"--server-streams must be between 1 and {sse_bench.MAX_CLIENTS}")
+    if not 2 <= args.server_stream_events <= 1000:
+        parser.error("--server-stream-events must be between 2 and 1000")
     return args
+
+
+def _servers(text: str) -> tuple[str, ...]:
+    names = tuple(part for part in text.replace(" ", "").split(",") if part)
+    unknown = [n for n in names if n not in server_bench.ALL_SERVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown server {(unknown or [text])[0]!r}: choose from "
+            f"{','.join(server_bench.ALL_SERVERS)}")
+    return names
 
 
 def config_from(args: argparse.Namespace) -> bench_results.BenchConfig:
@@ -116,6 +152,36 @@ def event_streams(out: Path, *, clients: int, count: int) -> tuple[dict, list[Ta
     return summary, sse_bench.evaluate_streams(runs[0])
 
 
+def server_streams(out: Path, *, clients: int, count: int,
+                   servers: tuple[str, ...]) -> tuple[dict, list[Target]]:
+    """Event streams on each ASGI server (notebook 11) and gthread, one worker process each,
+    judged against four targets per server. Written to ``server_streams/summary.json`` and
+    ``servers.png``; returns the summary and the targets."""
+    started, load = time.perf_counter(), bench._load_average()
+    results, limits = server_bench.bench_servers(clients=clients, count=count, servers=servers,
+                                                 log=print)
+    folder = out / "server_streams"
+    folder.mkdir(parents=True, exist_ok=True)
+    figure, reading = server_bench_plots.server_streams_figure(results)
+    figure.savefig(folder / "servers.png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    print(f"{folder / 'servers.png'}: {reading}")
+    summary = server_bench.bench_summary(results, limits, seconds=time.perf_counter() - started,
+                                         load_before=load)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary, [Target(**t) for t in summary["targets"]]
+
+
+def only_server_streams(args: argparse.Namespace) -> int:
+    """``--only server-streams``: that section alone, its targets printed after it."""
+    summary, targets = server_streams(args.out, clients=args.server_streams,
+                                      count=args.server_stream_events, servers=args.servers)
+    print()
+    print(server_bench.format_summary(summary))
+    print(f"\nResults in {args.out / 'server_streams'}.")
+    return 1 if args.strict and not all(t.met for t in targets) else 0
+
+
 def only_event_streams(args: argparse.Namespace) -> int:
     """``--only event-streams``: that section alone, its targets printed after it."""
     summary, targets = event_streams(args.out, clients=args.streams, count=args.stream_events)
@@ -129,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.only == "event-streams":
         return only_event_streams(args)
+    if args.only == "server-streams":
+        return only_server_streams(args)
     config = config_from(args)
     started = time.perf_counter()
     results = bench.run(config, progress=not args.no_progress, log=print)
@@ -138,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     # Many event streams on one ASGI worker, sync and gthread beside it (notebook 09).
     streams, stream_targets = event_streams(args.out, clients=args.streams,
                                             count=args.stream_events)
-    results = dataclasses.replace(results, targets=[*results.targets, *stream_targets])
+    # The same streams, a thousand at once, on one worker of each ASGI server (notebook 11).
+    per_server, server_targets = server_streams(
+        args.out, clients=args.server_streams, count=args.server_stream_events,
+        servers=args.servers)
+    results = dataclasses.replace(
+        results, targets=[*results.targets, *stream_targets, *server_targets])
     for name, (figure, reading) in plots.all_figures(results).items():
         path = args.out / f"{name}.png"
         figure.savefig(path, dpi=110, bbox_inches="tight")
@@ -153,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         print(http2_bench.format_comparison(results.http2))
     print()
     print(sse_bench.format_summary(streams, targets=False))  # its targets are in the table
+    print()
+    print(server_bench.format_summary(per_server, targets=False))
     print(f"\nResults in {args.out / 'results.json'} (schema version {results.schema_version}); "
           f"took {results.elapsed_s:.0f} s.")
     missed = [t.name for t in results.targets if not t.met]

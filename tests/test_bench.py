@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from demo_app import csvgen
-from streamlab.measurement import bench, bench_results, sse_bench
+from streamlab.measurement import bench, bench_results, server_bench, sse_bench
 from streamlab.measurement.sse_bench import ClientRun, StreamsRun
 from streamlab.paths import PROJECT_ROOT
 from streamlab.schema import SchemaError, decode
@@ -94,7 +94,8 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
     command = [
         sys.executable, "scripts/bench.py", "--sizes", "0.1,0.5", "--repeats", "1",
         "--chunk-rows", "1,4096", "--chunk-mib", "0.25", "--client-mib", "0.5",
-        "--no-progress", "--streams", "12", "--stream-events", "3", "--out", str(out),
+        "--no-progress", "--streams", "12", "--stream-events", "3", "--server-streams", "12",
+        "--server-stream-events", "3", "--servers", "uvicorn", "--out", str(out),
     ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -107,11 +108,13 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
     for kind in bench_results.KINDS:
         for p in results.sizes.points(kind):
             assert p.bytes == csvgen.csv_size(p.rows)
-    # Notebook 04's five targets, then the event streams' three.
-    assert len(results.targets) == 8 and all(isinstance(t.met, bool) for t in results.targets)
+    # Notebook 04's five targets, the event streams' three, then four per server.
+    assert len(results.targets) == 12 and all(isinstance(t.met, bool) for t in results.targets)
     assert [t.name for t in results.targets[5:]] == [
         "event streams: none lost or reordered", "event streams: delay p95",
-        "event streams: worker memory"]
+        "event streams: worker memory", "server streams, uvicorn: none lost or reordered",
+        "server streams, uvicorn: stamped delay p95", "server streams, uvicorn: schedule delay p95",
+        "server streams, uvicorn: worker memory"]
     assert not results.targets[5].met  # 12 streams are fewer than the target's 200
     for t in results.targets:
         assert t.measured in done.stdout
@@ -124,7 +127,11 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
 
     streams = out / "event_streams"
     summary = json.loads((streams / "summary.json").read_text())
-    assert summary["targets"] == [dataclasses.asdict(t) for t in results.targets[5:]]
+    assert summary["targets"] == [dataclasses.asdict(t) for t in results.targets[5:8]]
+    per_server = json.loads((out / "server_streams" / "summary.json").read_text())
+    assert per_server["targets"] == [dataclasses.asdict(t) for t in results.targets[8:]]
+    assert [s["server"] for s in per_server["servers"]] == ["uvicorn"]
+    assert "Client-side checks" in done.stdout
     runs = {r["worker_class"]: r for r in summary["runs"]}
     assert list(runs) == ["asgi", "sync", "gthread"]
     assert runs["asgi"]["clients"] == 12 and runs["asgi"]["events"] == 3
@@ -145,6 +152,55 @@ def test_the_script_refuses_a_bad_stream_count_before_starting_anything():
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "--streams must be between 1 and" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_server_streams_section_runs_small_on_two_real_servers(tmp_path):
+    """The per-server section through the script, small: 20 stamped streams of 5 events on
+    uvicorn and on Gunicorn's asgi worker, each server started, measured and stopped."""
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--only", "server-streams", "--server-streams",
+         "20", "--server-stream-events", "5", "--servers", "uvicorn,gunicorn-asgi",
+         "--out", str(out)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = out / "server_streams"
+    summary = json.loads((folder / "summary.json").read_text())
+    runs = {s["server"]: s for s in summary["servers"]}
+    assert sorted(runs) == ["gunicorn-asgi", "uvicorn"]
+    for run in runs.values():
+        assert (run["clients"], run["events"]) == (20, 5)
+        assert run["held_at_once"] == 20 and run["all_events_in_order"], run
+        assert run["lost_events"] == run["reordered_events"] == run["failed_clients"] == 0
+        # Every event carried the server's send stamp, none arrived before it was sent.
+        assert run["events_received"] == run["stamped_events"] == 20 * 5
+        assert run["min_stamped_delay_ms"] >= 0
+        assert run["worker_threads"] >= 20  # Django gives each request a thread of its own
+        assert run["client_cpu_s"] >= 0 and run["worker_nofile"] >= 20
+    limits = summary["client_limits"]
+    assert limits["soft"] >= limits["needed"] > 20
+    names = [t["name"] for t in summary["targets"]]
+    assert names == [f"server streams, {server}: {target}"
+                     for server in ("uvicorn", "gunicorn-asgi")
+                     for target in ("none lost or reordered", "stamped delay p95",
+                                    "schedule delay p95", "worker memory")]
+    assert not summary["targets"][0]["met"]  # 20 streams are fewer than the target's 1,000
+    for t in summary["targets"]:
+        assert t["measured"] in done.stdout
+    assert "Client-side checks" in done.stdout and "Section wall time" in done.stdout
+    assert [p.name for p in folder.glob("*.png")] == ["servers.png"]
+    assert (folder / "servers.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--server-streams", "0"], "--server-streams must be between 1 and"),
+    (["--server-stream-events", "1"], "--server-stream-events must be between 2 and 1000"),
+    (["--servers", "uvicorn,nginx"], "unknown server 'nginx'"),
+])
+def test_the_script_refuses_bad_server_stream_options_before_starting_anything(args, message):
+    done = subprocess.run([sys.executable, "scripts/bench.py", "--only", "server-streams", *args],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
 
 
 # -- targets and results.json, from made-up numbers --------------------------------------
@@ -288,6 +344,40 @@ def test_the_event_streams_summary_carries_every_worker_class():
     assert "Event stream targets" not in sse_bench.format_summary(summary, targets=False)
     with pytest.raises(ValueError, match="at least one run"):
         sse_bench.bench_summary([])
+
+
+def _server(name, *, lag_s=0.002, client_cpu_s=0.3, n=1000, **options):
+    run = _good(n)
+    run = dataclasses.replace(run, clients=tuple(
+        dataclasses.replace(c, lags=(lag_s,) * len(c.ids)) for c in run.clients), **options)
+    return server_bench.ServerStreams(name, "1.0", run, worker_cpu_s=0.6, client_cpu_s=client_cpu_s,
+                                      worker_threads=n + 1, worker_nofile=20000)
+
+
+def test_server_streams_are_judged_ranked_and_their_client_checked():
+    """Made up: one server meets every target; one is late after sending (stamped delay)
+    and had its listen queue overflow, while the client kept a core busy."""
+    good, late = _server("uvicorn"), _server("daphne", lag_s=0.3, client_cpu_s=0.95,
+                                             listen_overflows=600)
+    assert [t.met for t in server_bench.evaluate_server(good)] == [True] * 4
+    assert [t.met for t in server_bench.evaluate_server(late)] == [True, False, True, True]
+    assert good.cpu_per_1000_events == pytest.approx(0.6 / 3000 * 1000)  # 3,000 events
+    limits = server_bench.ClientLimits(soft=20000, hard=20000, soft_before=1024, needed=1100)
+    summary = server_bench.bench_summary([late, good], limits, seconds=12.0)
+    assert json.loads(json.dumps(summary)) == summary
+    assert [s["server"] for s in summary["servers"]] == ["uvicorn", "daphne"]  # ranked
+    assert summary["servers"][1]["targets_met"] == ["held", "schedule p95", "memory"]
+    assert [t["name"].split(": ")[0] for t in summary["targets"]] == (
+        ["server streams, daphne"] * 4 + ["server streams, uvicorn"] * 4)  # in run order
+    text = server_bench.format_summary(summary)
+    assert "RLIMIT_NOFILE 20000 (hard 20000, raised from 1024) for at most 1100" in text
+    assert "daphne: the client used 95% of a core: it may be the bottleneck" in text
+    assert "daphne: the kernel dropped 600 connection attempts" in text
+    assert "uvicorn: the client used" not in text
+    assert "[MISSED] server streams, daphne: stamped delay p95" in text
+    assert "Server stream targets" not in server_bench.format_summary(summary, targets=False)
+    with pytest.raises(ValueError, match="at least one server"):
+        server_bench.bench_summary([], limits, seconds=0.0)
 
 
 def test_a_missed_target_is_reported_as_missed():

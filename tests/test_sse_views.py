@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import pytest
@@ -55,6 +56,9 @@ EVENTS_BAD = [
     ({"retry_ms": "60001"}, "retry_ms must be between 0 and 60000"),
     ({"close_after": "-2"}, "close_after must be between 0 and"),
     ({"allow_buffering": "2"}, "allow_buffering must be between 0 and 1"),
+    ({"stamp": "2"}, "stamp must be between 0 and 1"),
+    ({"stamp": "yes"}, "stamp must be a whole number"),
+    ({"stamp": ["1", "1"]}, "stamp was given 2 times"),
     ({"count": ["1", "2"]}, "count was given 2 times"),
     ({"tag": "../x"}, "tag must be 1 to 64 letters"),
 ]
@@ -111,6 +115,43 @@ def test_events_headers_and_exact_bytes(client):
         b'id: 2\nevent: tick\ndata: tick 2 of 2\ndata: {"n": 2, "due_ms": 0}\n\n'
         b"event: end\ndata: end of stream\n\n"
     )
+
+
+def stamps(stream: bytes) -> list[float]:
+    """Each tick's ``"sent"``, in order; a tick without one fails the test."""
+    return [json.loads(e.data.splitlines()[1])["sent"]
+            for e in parse_event_stream(stream).events if e.type == "tick"]
+
+
+def test_stamp_adds_the_send_time_to_each_tick_and_nothing_else(client):
+    params = {"count": 3, "interval_ms": 40, "retry_ms": 1500}
+    before = time.time()
+    stamped = body(client.get("/events", {**params, "stamp": 1}))
+    after = time.time()
+    sent = stamps(stamped)
+    assert len(sent) == 3 and before <= sent[0] and sent[-1] <= after
+    # Stamped as each event is sent, not when the plan was made: the events are 40 ms apart.
+    assert all(later - earlier >= 0.04 * 0.9 for earlier, later in
+               zip(sent, sent[1:], strict=False))
+    assert b'event: end\ndata: end of stream\n\n' in stamped  # the end event carries none
+    # Without the stamps, the bytes are the unstamped stream's.
+    unstamped = re.sub(rb', "sent": [0-9.e+-]+', b"", stamped)
+    assert unstamped == body(client.get("/events", params))
+    assert b'"sent"' not in body(client.get("/events", {**params, "stamp": 0}))
+
+
+def test_the_async_generator_stamps_the_same_way():
+    before = time.time()
+    response, stream = async_body("/events", {"count": 3, "interval_ms": 20, "stamp": 1})
+    sent = stamps(stream)
+    assert response.is_async and len(sent) == 3
+    assert before <= sent[0] < sent[1] < sent[2] <= time.time()
+
+
+def test_stamped_events_are_resumed_and_stamped_too(client):
+    stream = body(client.get("/events", {"count": 4, "interval_ms": 0, "stamp": 1},
+                             headers={"Last-Event-ID": "2"}))
+    assert ticks(stream) == [3, 4] and len(stamps(stream)) == 2
 
 
 def test_allow_buffering_leaves_out_the_nginx_header(client):

@@ -10,5 +10,7 @@ Range requests). ``proxies``: what middleware and proxies do to a stream
 ``browser``: time to first token from Python clients and from headless
 Chromium. ``bench`` and ``bench_results``: the benchmark behind ``make bench``
 and its typed results, with ``http2_bench`` and ``sse_bench`` for its HTTP/2
-and event-stream sections; ``plots``: every figure of the series.
+and event-stream sections, and ``server_bench`` (its figure in ``server_bench_plots``)
+for a thousand event streams on each ASGI server; ``plots``: the other figures of the
+series (``server_plots``: notebook 11's).
 """

@@ -26,10 +26,12 @@ against the standard's own examples.
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 BOM = "\ufeff"
+LINE_END = re.compile(r"\r\n|\r|\n")  # CRLF first: one line end, not two
 
 
 @dataclass(frozen=True)
@@ -80,19 +82,20 @@ class EventStreamParser:
         if not self._started and text:
             self._started = True
             text = text.removeprefix(BOM)
+        if self._after_cr and text:
+            self._after_cr = False
+            text = text.removeprefix("\n")  # the LF of a CRLF: the line already ended
         events = []
-        for char in text:
-            if char == "\n" and self._after_cr:  # the LF of a CRLF: the line already ended
-                self._after_cr = False
-                continue
-            self._after_cr = char == "\r"
-            if char in "\r\n":
-                line, self._line = self._line, ""
-                event = self.line(line)
-                if event is not None:
-                    events.append(event)
-            else:
-                self._line += char
+        pos = 0
+        for end in LINE_END.finditer(text):  # line by line, not character by character
+            line, self._line = self._line + text[pos:end.start()], ""
+            event = self.line(line)
+            if event is not None:
+                events.append(event)
+            pos = end.end()
+        self._line += text[pos:]
+        if pos and pos == len(text) and text.endswith("\r"):  # a LF may start the next piece
+            self._after_cr = True
         return events
 
     def line(self, line: str) -> Event | None:
