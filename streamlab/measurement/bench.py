@@ -62,6 +62,7 @@ from .bench_results import (
     SizeSeries,
     Target,
     WholeBody,
+    target_lines,
 )
 from .request import READ_SIZE, Measurement, measure
 
@@ -630,10 +631,8 @@ def format_table(results: BenchResults) -> str:
              "", sizes, "", sweep, "",
              f"Client memory for {_mib(client.bytes)}: .content peak "
              f"{client.content.peak / MiB:.1f} MiB, iter_content peak "
-             f"{client.iter_content.peak / MiB:.2f} MiB", "", "Targets:"]
-    for t in results.targets:
-        lines.append(f"  [{'met' if t.met else 'MISSED'}] {t.name}: {t.target}")
-        lines.append(f"      measured: {t.measured}")
+             f"{client.iter_content.peak / MiB:.2f} MiB", "", "Targets:",
+             *target_lines(results.targets)]
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ that replaces it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,15 @@ class Target:
     target: str
     measured: str
     met: bool
+
+
+def target_lines(targets: Iterable[Target]) -> list[str]:
+    """Each target as the benchmark prints it: met or MISSED, what it asks, what was measured."""
+    lines = []
+    for t in targets:
+        lines.append(f"  [{'met' if t.met else 'MISSED'}] {t.name}: {t.target}")
+        lines.append(f"      measured: {t.measured}")
+    return lines
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,15 @@ def total_rss(processes: list[psutil.Process]) -> int:
         except psutil.Error:
             continue
     return total
+
+
+def total_cpu(processes: list[psutil.Process]) -> float:
+    """The processes' CPU time (user + system) summed, in seconds; an exited one counts 0."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total

@@ -45,9 +45,8 @@ from ..servers.gunicorn import DemoServer
 from ..servers.process import ManagedProcess
 from ..tables import format_table
 from .bench import _load_average
-from .bench_results import KiB, Target
-from .memory import RssSampler
-from .server_facts import _cpu
+from .bench_results import KiB, Target, target_lines
+from .memory import RssSampler, total_cpu
 from .sse_bench import (
     BENCH_INTERVAL_MS,
     MAX_CLIENTS,
@@ -58,6 +57,7 @@ from .sse_bench import (
     WARM_UP_CLIENTS,
     StreamsRun,
     _cell,
+    none_lost_target,
     open_streams,
     run_summary,
 )
@@ -182,12 +182,12 @@ def measure(server: ManagedProcess, name: str, *, clients: int, count: int,
                  interval_ms=0, extra_query="stamp=1")
     workers = server.worker_processes()  # type: ignore[attr-defined]
     me = psutil.Process()
-    worker_before, client_before = _cpu(workers), me.cpu_times()
+    worker_before, client_before = total_cpu(workers), me.cpu_times()
     with _ThreadSampler(workers) as threads:
         run = open_streams(server, clients=clients, count=count,  # type: ignore[arg-type]
                            interval_ms=interval_ms, extra_query="stamp=1",
                            timeout=30 + count * interval_ms / 1000 * 3 * QUEUE_ROUNDS)
-    worker_after, client_after = _cpu(workers), me.cpu_times()
+    worker_after, client_after = total_cpu(workers), me.cpu_times()
     return ServerStreams(
         server=name, version=version(name), run=run,
         worker_cpu_s=worker_after - worker_before if workers else None,
@@ -232,22 +232,12 @@ def evaluate_server(result: ServerStreams) -> list[Target]:
     stamped delay, the delay against the schedule, and worker memory."""
     run, lags = result.run, result.lags_s
     stamped, schedule = run.delay_percentiles_ms(lags), run.delay_percentiles_ms()
-    events = len(run.clients) * run.count
     per_stream = run.rss_per_stream
     rate = f"{1000 / BENCH_INTERVAL_MS:g} events/s per client"
     on_rate = run.interval_s * 1000 <= BENCH_INTERVAL_MS
     prefix = f"server streams, {result.server}"
     return [
-        Target(
-            f"{prefix}: none lost or reordered",
-            f">= {SERVER_CLIENTS} streams held at once by one worker process; every client "
-            "gets every event, in order",
-            f"{run.held_at_once} of {len(run.clients)} streams held at once; "
-            f"{run.lost_events} of {events:,} events lost, {run.reordered_events} reordered, "
-            f"{run.failed_clients} clients failed",
-            run.held_at_once >= SERVER_CLIENTS and run.lost_events == 0
-            and run.reordered_events == 0 and run.failed_clients == 0,
-        ),
+        none_lost_target(run, prefix, SERVER_CLIENTS, "held at once by one worker process"),
         Target(
             f"{prefix}: stamped delay p95",
             f"p95 of arrival minus the server's send stamp <= {P95_LIMIT_MS:g} ms, at {rate}",
@@ -400,8 +390,6 @@ def format_summary(summary: dict[str, Any], *, targets: bool = True) -> str:
                  f"{_cell((load['after'] or [None])[0], '.1f')} (other programs share the "
                  "machine's cores)")
     if targets:
-        lines += ["", "Server stream targets:"]
-        for t in summary["targets"]:
-            lines.append(f"  [{'met' if t['met'] else 'MISSED'}] {t['name']}: {t['target']}")
-            lines.append(f"      measured: {t['measured']}")
+        lines += ["", "Server stream targets:",
+                  *target_lines(Target(**t) for t in summary["targets"])]
     return "\n".join(lines)

@@ -25,14 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-import psutil
-
 from ..servers.process import HOST, ManagedProcess
 from ..wire.chunked import decode_chunked
 from ..wire.framing import body_end
 from ..wire.http1 import raw_request, send_request
 from ..wire.http2 import Http2Client
-from .memory import total_rss
+from .memory import total_cpu, total_rss
 from .proxies import read_stream
 from .request import Measurement, measure
 from .workers import StreamEvents, disconnect_mid_stream
@@ -233,7 +231,7 @@ def stalled_reader(server: ManagedProcess, events: StreamEvents, *, body_mib: in
     url = server.url(f"{streaming_path(server)}?rows={rows}&chunk_rows={chunk_rows}&tag={tag}")
     workers = server.worker_processes()
     samples: list[tuple[float, float]] = []
-    base, cpu = total_rss(workers), _cpu(workers)
+    base, cpu = total_rss(workers), total_cpu(workers)
     finished = False
     with send_request(url, rcvbuf=64 * 1024):
         start = time.perf_counter()
@@ -242,7 +240,7 @@ def stalled_reader(server: ManagedProcess, events: StreamEvents, *, body_mib: in
             time.sleep(0.05)
             finished = events.get(tag) is not None
         samples.append((time.perf_counter() - start, (total_rss(workers) - base) / MiB))
-        cpu = _cpu(workers) - cpu
+        cpu = total_cpu(workers) - cpu
     return StalledReader(server_name(server), tag, csvgen.csv_size(rows) / MiB, stall_s,
                          finished, max(g for _, g in samples), cpu, tuple(samples))
 
@@ -275,17 +273,6 @@ def _rows_for(nbytes: int) -> int:
         mid = (low + high) // 2
         low, high = (mid + 1, high) if csvgen.csv_size(mid) < nbytes else (low, mid)
     return low
-
-
-def _cpu(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
 
 
 # -- 6. A silent event stream ------------------------------------------------------------------
@@ -450,3 +437,41 @@ def summary_table(servers: Sequence[str], rows: dict[str, dict[str, object]]
     asked of a server (a WSGI worker has no sync-iterator-under-ASGI row)."""
     return [{"": question, **{name: answers.get(name, "-") for name in servers}}
             for question, answers in rows.items()]
+
+
+def first_quarter_streams(pairs: Sequence[SizePair]) -> set[str]:
+    """The servers whose largest streamed body sent its first byte within the first quarter
+    of its own time (a ratio within one request, so a loaded machine does not move it)."""
+    largest = max(p.nbytes for p in pairs)
+    return {p.server for p in pairs
+            if p.nbytes == largest and p.streamed.ttfb_s < p.streamed.total_s / 4}
+
+
+def headline_figures(*, first: Sequence[HeadersFirst], framed: Sequence[Framing],
+                     matrix: Sequence[dict], gone: Sequence[Disconnect],
+                     stalled: Sequence[StalledReader], pairs: Sequence[SizePair],
+                     backlog: dict[str, int | None], asgi_names: Sequence[str],
+                     ) -> list[tuple[str, float | int, str, str]]:
+    """Notebook 11's figures for the wrap-up, as ``(name, value, unit, shows)``."""
+    at_once = sorted(r.server for r in first if r.at_once)
+    largest = max(p.nbytes for p in pairs)
+    daphne = next(p for p in pairs if p.server == "daphne" and p.nbytes == largest)
+    return [
+        ("servers sending headers before the first body bytes", len(at_once), "",
+         ", ".join(at_once)),
+        ("ASGI servers writing upper-case chunk sizes",
+         sum(f.hex_case == "upper" for f in framed if f.server in asgi_names), "", ""),
+        ("ASGI servers buffering a sync iterator",
+         sum(not r["matched"] and not r["streamed"] for r in matrix if "ASGI" in r["server"]),
+         "", ""),
+        ("ASGI servers cancelling at once on disconnect",
+         sum(d.outcome == "CancelledError" for d in gone) // 2, "", "writing and silent"),
+        ("servers buffering for a stalled client", sum(not r.back_pressure for r in stalled),
+         "", ""),
+        ("servers whose stream's first byte comes in its first quarter",
+         len(first_quarter_streams(pairs)), "", f"{largest / MiB:.0f} MiB"),
+        ("Daphne, await-free generator: first byte / total",
+         daphne.streamed.ttfb_s / daphne.streamed.total_s, "", ""),
+        ("Gunicorn ASGI listen queue with --backlog 2048",
+         backlog["gunicorn asgi, --backlog 2048"] or 0, "", ""),
+    ]

@@ -34,7 +34,7 @@ from ..tables import format_table
 from ..wire.chunked import parse_size_line
 from ..wire.http1 import build_request, split_url
 from ..wire.sse import EventStreamParser
-from .bench_results import KiB, MiB, Target
+from .bench_results import KiB, MiB, Target, target_lines
 from .memory import RssSampler
 
 T = TypeVar("T")
@@ -365,23 +365,30 @@ def bench_streams(
     return runs
 
 
+def none_lost_target(run: StreamsRun, name: str, floor: int, where: str, *,
+                     held: str = "held") -> Target:
+    """At least ``floor`` streams held at once (``where`` says by what), and every client got
+    every event, in order: the first target of every event-stream benchmark."""
+    events = len(run.clients) * run.count
+    return Target(
+        f"{name}: none lost or reordered",
+        f">= {floor} streams {where}; every client gets every event, in order",
+        f"{run.held_at_once} of {len(run.clients)} streams {held} at once; "
+        f"{run.lost_events} of {events:,} events lost, {run.reordered_events} reordered, "
+        f"{run.failed_clients} clients failed",
+        run.held_at_once >= floor and run.lost_events == 0
+        and run.reordered_events == 0 and run.failed_clients == 0,
+    )
+
+
 def evaluate_streams(run: StreamsRun) -> list[Target]:
     """The three targets of the event streams, judged on ``run`` (the ASGI worker's)."""
     q = run.delay_percentiles_ms()
-    events = len(run.clients) * run.count
     per_stream = run.rss_per_stream
     rate = 1 / run.interval_s if run.interval_s else math.inf
     return [
-        Target(
-            "event streams: none lost or reordered",
-            f">= {BENCH_CLIENTS} streams open at once on one {run.worker_class} worker; "
-            "every client gets every event, in order",
-            f"{run.held_at_once} of {len(run.clients)} streams open at once; "
-            f"{run.lost_events} of {events:,} events lost, {run.reordered_events} reordered, "
-            f"{run.failed_clients} clients failed",
-            run.held_at_once >= BENCH_CLIENTS and run.lost_events == 0
-            and run.reordered_events == 0 and run.failed_clients == 0,
-        ),
+        none_lost_target(run, "event streams", BENCH_CLIENTS,
+                         f"open at once on one {run.worker_class} worker", held="open"),
         Target(
             "event streams: delay p95",
             f"p95 delay against the schedule <= {P95_LIMIT_MS:g} ms, at "
@@ -479,8 +486,6 @@ def format_summary(summary: dict[str, Any], *, targets: bool = True) -> str:
                          "sent the SYN again a second later, and got their first event that "
                          "much later")
     if targets:
-        lines += ["", "Event stream targets:"]
-        for t in summary["targets"]:
-            lines.append(f"  [{'met' if t['met'] else 'MISSED'}] {t['name']}: {t['target']}")
-            lines.append(f"      measured: {t['measured']}")
+        lines += ["", "Event stream targets:",
+                  *target_lines(Target(**t) for t in summary["targets"])]
     return "\n".join(lines)
