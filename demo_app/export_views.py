@@ -21,8 +21,12 @@ Each export exists twice, so the two can be measured against each other:
   all, only ``X-Accel-Redirect``, for nginx to serve the file itself.
 
 Every parameter is declared with ``query_params``: a bad value is a 400 with a
-one-line reason, never a 500. A database that was never migrated is a 503
-naming the command to run, never a 500 either.
+one-line reason, never a 500. A database that was never migrated, or that is
+down or full when the request arrives, is a 503 that says so, never a 500
+either. A database that fails in the middle of a stream cannot change a status
+already sent: the export logs one line saying so and lets the server cut the
+body, so the client sees an incomplete download, never a short one that looks
+complete.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ import functools
 import inspect
 import io
 import itertools
+import logging
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 
-from django.db import DatabaseError, connection
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, OperationalError, connection
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
@@ -76,6 +82,7 @@ NO_TABLE = (
     "(then `python manage.py seed_rows`).\n"
 )
 _migrated: set[str] = set()  # databases whose table was found: it does not go away
+logger = logging.getLogger(__name__)
 
 
 def _table_exists() -> bool:
@@ -91,41 +98,106 @@ def _no_table() -> HttpResponse:
     return HttpResponse(NO_TABLE, status=503, content_type="text/plain; charset=utf-8")
 
 
-def needs_table(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Answer 503 with the command to run when the export table does not exist yet.
+def _database_down(error: DatabaseError) -> HttpResponse:
+    reason = _first_line(error)
+    logger.warning("export refused with 503: the database is unavailable: %s", reason)
+    return HttpResponse(
+        f"The database is unavailable: {reason}\nTry again when it is back.\n",
+        status=503, content_type="text/plain; charset=utf-8",
+    )
 
-    The check runs before the view, because a streaming response cannot change
-    its status once it has started; without it, a database that was never
-    migrated (``make serve`` on a fresh checkout) is a 500. It queries only
-    until the table is found once per database, so a working server (and the
-    ``DEBUG`` query log of notebook 07) sees the view's own queries only.
-    An async view stays async: it asks with one async query instead (Django
-    runs it in its sync thread), and a missing table is the error naming it.
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _connect_or_fail() -> None:
+    """Open the request's database connection now, in the view, while a status can still
+    be chosen (a streamed body would first touch the database after the headers)."""
+    connection.ensure_connection()
+
+
+def needs_table(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Answer 503 when the database is down or full, or has no export table yet.
+
+    The checks run before the view, because a streaming response cannot change
+    its status once it has started: a view that returned a stream would meet a
+    refused connection only in its generator, after a 200. So the connection
+    is opened here (the stream would open it a moment later anyway), and a
+    database that was never migrated (``make serve`` on a fresh checkout) gets
+    the command to run. The table is looked for only until it is found once per
+    database, so a working server (and the ``DEBUG`` query log of notebook 07)
+    sees the view's own queries only. An async view stays async: its checks run
+    in Django's sync thread, where its queries will run too.
     """
     if inspect.iscoroutinefunction(view):
 
         @functools.wraps(view)
         async def async_wrapper(request: HttpRequest, *args: object, **kwargs: object):
-            database = connection.settings_dict["NAME"]
-            if database not in _migrated:
-                try:
+            try:
+                await sync_to_async(_connect_or_fail)()
+                if connection.settings_dict["NAME"] not in _migrated:
                     await ExportRow.objects.aexists()
-                except DatabaseError as error:
-                    if ExportRow._meta.db_table not in str(error):
-                        raise
+                    _migrated.add(connection.settings_dict["NAME"])
+            except OperationalError as error:
+                if ExportRow._meta.db_table in str(error):  # SQLite: "no such table"
                     return _no_table()
-                _migrated.add(database)
+                return _database_down(error)
+            except DatabaseError as error:
+                if ExportRow._meta.db_table not in str(error):
+                    raise
+                return _no_table()
             return await view(request, *args, **kwargs)
 
         return async_wrapper
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if not _table_exists():
-            return _no_table()
+        try:
+            _connect_or_fail()
+            if not _table_exists():
+                return _no_table()
+        except OperationalError as error:
+            return _database_down(error)
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def _reporting_failure(chunks: Iterator[str]) -> Iterator[str]:
+    """``chunks``, with one clear log line if the database fails part way, then the error
+    again, so that the server cuts the body (a chunked body without its last chunk) instead
+    of ending it as if the export were complete."""
+    sent = 0
+    try:
+        for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
+    except Exception as error:
+        _log_cut(sent, error)
+        raise
+
+
+def _log_cut(sent: int, error: Exception) -> None:
+    """One line for a database error part way (Django's, or the driver's own when Django's
+    clean-up raised it instead); other errors pass untouched, to the server's log."""
+    if not isinstance(error, DatabaseError | connection.Database.Error):
+        return
+    logger.error("export stopped after %d characters were sent: the database failed: %s",
+                 sent, _first_line(error))
+
+
+async def _areporting_failure(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """``_reporting_failure`` for an async stream."""
+    sent = 0
+    try:
+        async for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
+    except Exception as error:
+        _log_cut(sent, error)
+        raise
 
 
 def _batched_lines(rows: Iterable[ExportRow], batch: int, delay_s: float) -> Iterator[str]:
@@ -163,7 +235,8 @@ def export_streaming(
     one batch of rows, never the whole table.
     """
     queryset = ExportRow.objects.order_by("pk")[:rows].iterator(chunk_size=chunk_size)
-    return _streaming_csv(_batched_lines(queryset, chunk_size, delay_ms / 1000), unbuffered)
+    lines = _batched_lines(queryset, chunk_size, delay_ms / 1000)
+    return _streaming_csv(_reporting_failure(lines), unbuffered)
 
 
 @require_safe
@@ -209,7 +282,8 @@ async def export_async(
     server Django would read it whole first: match the iterator to the server.)
     """
     queryset = ExportRow.objects.order_by("pk")[:rows].aiterator(chunk_size=chunk_size)
-    return _streaming_csv(_abatched_lines(queryset, chunk_size, delay_ms / 1000), unbuffered)
+    lines = _abatched_lines(queryset, chunk_size, delay_ms / 1000)
+    return _streaming_csv(_areporting_failure(lines), unbuffered)
 
 
 @require_safe

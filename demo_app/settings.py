@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .dburl import database_from_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -49,8 +51,12 @@ ROOT_URLCONF = "demo_app.urls"
 WSGI_APPLICATION = "demo_app.wsgi.application"
 ASGI_APPLICATION = "demo_app.asgi.application"
 
+# SQLite by default: its file is $DEMO_DB_PATH, or the one in the repository. DATABASE_URL
+# (postgresql://... or sqlite://..., see dburl.py) replaces it: notebook 07 sets it to a
+# throwaway PostgreSQL server when one is installed.
 DATABASES = {
-    "default": {
+    "default": database_from_url(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL")
+    else {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DEMO_DB_PATH", str(BASE_DIR / "demo_app" / "demo.sqlite3")),
     }

@@ -95,6 +95,13 @@ class ManagedProcess:
         return {}
 
     cwd: Path | None = None
+    # The signal that asks the program to stop: SIGTERM, unless it means something gentler
+    # to the program (PostgreSQL waits for every client on SIGTERM; SIGINT is its fast stop).
+    stop_signal: signal.Signals = signal.SIGTERM
+
+    def popen_options(self) -> dict[str, object]:
+        """Extra ``subprocess.Popen`` arguments (``user=`` for a program that refuses root)."""
+        return {}
 
     def ready(self) -> bool:
         """True once the program answers; called repeatedly while starting."""
@@ -165,6 +172,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, stopped as one
+                **self.popen_options(),
             )
         self._start_watchdog()
 
@@ -226,7 +234,7 @@ class ManagedProcess:
         if process is None:
             return
         if process.poll() is None:
-            _signal_group(process.pid, signal.SIGTERM)
+            _signal_group(process.pid, self.stop_signal)
             try:
                 process.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:

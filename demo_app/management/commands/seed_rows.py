@@ -3,7 +3,10 @@
 The rows are made up but deterministic (row *i* is always the same), so an
 export can be checked against what was seeded. They are inserted with
 ``bulk_create`` in batches inside one transaction: one INSERT per batch
-instead of one per row, and one commit instead of thousands.
+instead of one per row, and one commit instead of thousands. On PostgreSQL the
+database makes the same rows itself, in one ``INSERT ... SELECT`` over
+``generate_series`` (``make_row`` written in SQL): there ``bulk_create`` would
+spend most of its time quoting values in Python, ten times longer.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import connection, transaction
 
 from demo_app.models import ExportRow
 
@@ -32,11 +35,25 @@ def make_row(i: int) -> ExportRow:
     )
 
 
+# ``make_row`` for rows 1..%(rows)s, in PostgreSQL's SQL (arrays count from 1).
+POSTGRES_SEED = """
+INSERT INTO {table} (id, name, email, city, quantity, amount_cents)
+SELECT i, 'Customer ' || i, 'customer' || i || '@example.com',
+       (%(cities)s::text[])[i %% %(ncities)s + 1], i %% 97 + 1, (i::bigint * 7919) %% 1000000
+FROM generate_series(1, %(rows)s) AS i
+"""
+
+
 def seed(rows: int, batch_size: int = 5_000) -> float:
     """Replace the table's contents with ``rows`` rows; return the seconds it took."""
     start = time.perf_counter()
     with transaction.atomic():
         ExportRow.objects.all().delete()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(POSTGRES_SEED.format(table=ExportRow._meta.db_table),
+                               {"rows": rows, "cities": list(CITIES), "ncities": len(CITIES)})
+            return time.perf_counter() - start
         for first in range(1, rows + 1, batch_size):
             last = min(first + batch_size, rows + 1)
             ExportRow.objects.bulk_create(make_row(i) for i in range(first, last))
