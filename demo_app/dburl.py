@@ -1,4 +1,4 @@
-"""The demo app's database from one environment variable, ``DATABASE_URL``.
+"""The demo app's database from one environment variable, ``DEMO_DATABASE_URL``.
 
     postgresql://app@127.0.0.1:5432/demo?disable_server_side_cursors=1
     sqlite:////tmp/export.sqlite3
@@ -34,24 +34,24 @@ def database_from_url(url: str) -> dict[str, object]:
     engine = SCHEMES.get(parts.scheme)
     if engine is None:
         raise ValueError(
-            f"DATABASE_URL must start with postgresql:// or sqlite://, got {url!r}."
+            f"DEMO_DATABASE_URL must start with postgresql:// or sqlite://, got {url!r}."
         )
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(options) - set(FLAGS) - set(NUMBERS))
     if unknown:
         raise ValueError(
-            f"DATABASE_URL has unknown option(s) {', '.join(unknown)}; known: "
+            f"DEMO_DATABASE_URL has unknown option(s) {', '.join(unknown)}; known: "
             f"{', '.join(sorted([*FLAGS, *NUMBERS]))}."
         )
     if engine.endswith("sqlite3"):
         if not parts.path or parts.path == "/":
-            raise ValueError(f"A sqlite:// DATABASE_URL needs a file path, got {url!r}.")
+            raise ValueError(f"A sqlite:// DEMO_DATABASE_URL needs a file path, got {url!r}.")
         database: dict[str, object] = {"ENGINE": engine, "NAME": unquote(parts.path[1:])}
     else:
         name = unquote(parts.path.lstrip("/"))
         if not name or not parts.hostname:
             raise ValueError(
-                f"A postgresql:// DATABASE_URL needs a host and a database name "
+                f"A postgresql:// DEMO_DATABASE_URL needs a host and a database name "
                 f"(postgresql://user@host:port/name), got {url!r}."
             )
         database = {
@@ -78,7 +78,7 @@ def database_from_url(url: str) -> dict[str, object]:
 
 def _flag(options: dict[str, str], key: str) -> bool:
     if options[key] not in ("0", "1"):
-        raise ValueError(f"DATABASE_URL option {key} is 0 or 1, got {options[key]!r}.")
+        raise ValueError(f"DEMO_DATABASE_URL option {key} is 0 or 1, got {options[key]!r}.")
     return options[key] == "1"
 
 
@@ -87,5 +87,5 @@ def _number(options: dict[str, str], key: str, default: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit():
-        raise ValueError(f"DATABASE_URL option {key} is a whole number >= 0, got {raw!r}.")
+        raise ValueError(f"DEMO_DATABASE_URL option {key} is a whole number >= 0, got {raw!r}.")
     return int(raw)

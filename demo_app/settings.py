@@ -51,12 +51,13 @@ ROOT_URLCONF = "demo_app.urls"
 WSGI_APPLICATION = "demo_app.wsgi.application"
 ASGI_APPLICATION = "demo_app.asgi.application"
 
-# SQLite by default: its file is $DEMO_DB_PATH, or the one in the repository. DATABASE_URL
-# (postgresql://... or sqlite://..., see dburl.py) replaces it: notebook 07 sets it to a
-# throwaway PostgreSQL server when one is installed.
+# SQLite by default: its file is $DEMO_DB_PATH, or the one in the repository.
+# DEMO_DATABASE_URL (postgresql://... or sqlite://..., see dburl.py) replaces it: notebook 07
+# sets it to a throwaway PostgreSQL server when one is installed. (Not DATABASE_URL, which a
+# learner's shell may already set for an app of their own.)
+_DATABASE_URL = os.environ.get("DEMO_DATABASE_URL")
 DATABASES = {
-    "default": database_from_url(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL")
-    else {
+    "default": database_from_url(_DATABASE_URL) if _DATABASE_URL else {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DEMO_DB_PATH", str(BASE_DIR / "demo_app" / "demo.sqlite3")),
     }

@@ -1,7 +1,7 @@
 """Plumbing for notebook 07's PostgreSQL sections: what an export does to the database.
 
 * ``app_database`` starts a throwaway PostgreSQL, creates the export table and
-  fills it: the ``DATABASE_URL`` a demo server is then started with.
+  fills it: the ``DEMO_DATABASE_URL`` a demo server is then started with.
 * ``cursor_while_streaming``: the demo app's backends in ``pg_stat_activity``
   part way through a slow export, to see the server-side cursor it reads from.
 * ``concurrent_exports``: ``n`` slow exports at once, and the app's connections
@@ -30,7 +30,7 @@ def app_database(rows: int, *, name: str = "nb07", **options: object) -> Postgre
     rows in the export table (``manage.py seed_rows``); ``options`` go to the server."""
     database = start_postgres(name=name, **options)
     try:
-        env = {"DATABASE_URL": database.database_url()}
+        env = {"DEMO_DATABASE_URL": database.database_url()}
         manage_ok(env, "migrate", "--verbosity", "0")
         manage_ok(env, "seed_rows", str(rows))
     except BaseException:

@@ -192,7 +192,7 @@ class PostgresServer(ManagedProcess):
 
     def database_url(self, *, user: str = APP_USER, database: str = DATABASE,
                      port: int | None = None, **options: object) -> str:
-        """The ``DATABASE_URL`` the demo app reads: ``postgresql://app@127.0.0.1:PORT/demo``,
+        """The ``DEMO_DATABASE_URL`` the demo app reads: ``postgresql://app@127.0.0.1:PORT/demo``,
         with ``options`` as its query string (``disable_server_side_cursors=1``, ...).
         ``port`` points it elsewhere (PgBouncer's port, say)."""
         from urllib.parse import urlencode
@@ -373,7 +373,7 @@ class PgBouncer(ManagedProcess):
         return f"postgresql://{HOST}:{self.port}"
 
     def database_url(self, **options: object) -> str:
-        """The demo app's ``DATABASE_URL`` through this pooler."""
+        """The demo app's ``DEMO_DATABASE_URL`` through this pooler."""
         return self.upstream.database_url(port=self.port, **options)
 
     def command(self, port: int) -> list[str]:
