@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import psutil
 import requests
 
 from ..servers.manage import manage_ok
@@ -46,10 +47,24 @@ class Backend:
     pid: int
     state: str  # "active", "idle", "idle in transaction", ...
     query: str  # the last statement it ran
+    client_port: int = field(repr=False, default=0)
 
 
-def backends(database: PostgresServer) -> list[Backend]:
-    return [Backend(*row) for row in database.app_backends()]
+def backends(database: PostgresServer, of: ManagedProcess | None = None) -> list[Backend]:
+    """The app role's connections to ``database``; only those of ``of``'s processes (a demo
+    server) when given, matched by the client's port, so that a notebook kernel's own
+    connection is never counted as the server's."""
+    rows = [Backend(*row) for row in database.app_backends()]
+    if of is None:
+        return rows
+    ports = set()
+    for pid in of.pids():
+        try:
+            ports |= {c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp")
+                      if c.raddr and c.raddr.port == database.port}
+        except psutil.Error:
+            continue
+    return [b for b in rows if b.client_port in ports]
 
 
 def cursor_while_streaming(server: ManagedProcess, database: PostgresServer, path: str,
@@ -61,7 +76,7 @@ def cursor_while_streaming(server: ManagedProcess, database: PostgresServer, pat
         pieces = response.iter_content(None)
         received = len(next(pieces))
         time.sleep(after_s)
-        seen = backends(database)
+        seen = backends(database, of=server)
         received += sum(len(piece) for piece in pieces)
     return seen, received
 
@@ -104,11 +119,12 @@ def concurrent_exports(server: ManagedProcess, database: PostgresServer, path: s
     with ThreadPoolExecutor(max_workers=n) as pool:
         futures = [pool.submit(one, i) for i in range(n)]
         answered.wait(timeout=60)
-        during = backends(database)
+        during = backends(database, of=server)
         complete = sum(f.result() for f in futures)
     seconds = time.perf_counter() - started
     time.sleep(settle_s)
-    return ConcurrentExports(statuses, refusals, during, backends(database), complete, seconds)
+    return ConcurrentExports(statuses, refusals, during, backends(database, of=server), complete,
+                             seconds)
 
 
 @dataclass

@@ -313,12 +313,12 @@ class PostgresServer(ManagedProcess):
             cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 
-    def app_backends(self) -> list[tuple[int, str, str]]:
-        """The demo app's connections now: ``(pid, state, last query)`` for each backend of
-        the ``app`` role, from ``pg_stat_activity``."""
+    def app_backends(self) -> list[tuple[int, str, str, int]]:
+        """The demo app's connections now: ``(pid, state, last query, client port)`` for
+        each backend of the ``app`` role, from ``pg_stat_activity``."""
         return [tuple(row) for row in self.query(
-            "SELECT pid, state, query FROM pg_stat_activity WHERE usename = %s ORDER BY pid",
-            (APP_USER,))]
+            "SELECT pid, state, query, client_port FROM pg_stat_activity WHERE usename = %s "
+            "ORDER BY pid", (APP_USER,))]
 
     def __repr__(self) -> str:
         state = f"running on {self.base_url}" if self.running else "stopped"
