@@ -1,12 +1,14 @@
 """Every notebook of the series runs top to bottom, and reads as the conventions ask."""
 
 import json
+import os
 import re
 
 import pytest
 
 from streamlab.series.notebooks import CELL_TIMEOUT, run, series
 from streamlab.series.results import recording_notebooks
+from streamlab.servers.postgres import pgbouncer_available, postgres_available
 
 NOTEBOOKS = series()
 BINDER_BUDGET = 1536 * 2**20  # bytes; Binder's limit is about 2 GB
@@ -34,6 +36,35 @@ def test_notebook_executes(path, results_elsewhere):
     assert result.peak_rss < BINDER_BUDGET, f"peak {result.peak_rss / 2**20:.0f} MiB"
     if path.stem in recording_notebooks():
         assert (results_elsewhere / "results" / f"{path.stem}.json").exists()
+    if path.stem == "07_rows_and_files":
+        _check_postgres_cells(result.notebook, ran=postgres_available())
+
+
+def _outputs(notebook) -> str:
+    return "\n".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                     for out in cell.get("outputs", []))
+
+
+def _check_postgres_cells(notebook, *, ran: bool) -> None:
+    """Notebook 07's PostgreSQL cells ran where PostgreSQL is installed (CI installs it, so
+    there they must have), and said they were skipped where it is not."""
+    if os.environ.get("CI") == "true":
+        assert postgres_available() and pgbouncer_available(), "CI installs PostgreSQL"
+    text = _outputs(notebook)
+    if ran:
+        assert "FETCH FORWARD" in text and "rows in postgresql" in text
+        assert "PostgreSQL is not installed here" not in text
+    else:
+        assert "PostgreSQL is not installed here" in text and "rows in sqlite" in text
+
+
+@pytest.mark.slow  # not `notebooks`: the newer Pythons of CI, running every notebook, skip it
+def test_notebook_07_runs_without_postgres():
+    path = next(p for p in NOTEBOOKS if p.stem == "07_rows_and_files")
+    result = run(path, timeout=CELL_TIMEOUT, env={"STREAMLAB_NO_POSTGRES": "1"})
+    assert result.ok, f"{path.name} without PostgreSQL failed: {result.error}"
+    assert result.peak_rss < BINDER_BUDGET, f"peak {result.peak_rss / 2**20:.0f} MiB"
+    _check_postgres_cells(result.notebook, ran=False)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
