@@ -61,10 +61,11 @@ def test_repo2docker_plans_the_conda_build_with_the_pinned_python(plan):
     assert f"Building conda environment for python={python}" in plan  # the conda buildpack
     # Its frozen base for that Python, then our environment on top, then postBuild.
     base = plan.index(f"environment.py-{python}-linux-64.lock")
-    apt = re.search(r"apt-get install --yes --no-install-recommends nginx\b", plan)
+    apt = re.search(r"apt-get install --yes --no-install-recommends nginx pgbouncer "
+                    r"postgresql\b", plan)
     env = plan.index('env update -p ${NB_PYTHON_PREFIX} --file "environment.yml"')
     post = plan.index("RUN ./postBuild")
-    assert apt is not None, "apt.txt's nginx is installed"
+    assert apt is not None, "apt.txt's nginx, postgresql and pgbouncer are installed"
     assert base < apt.start() < env < post
 
 
