@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import itertools
+import os
 import random
 import threading
 import time
@@ -45,9 +46,12 @@ from support import hostile
 
 from demo_app import csvgen, sse_views
 from streamlab import DemoServer, measure
+from streamlab.measurement.database import app_database
+from streamlab.measurement.database import backends as pg_backends
 from streamlab.measurement.memory import RssSampler
 from streamlab.measurement.workers import StreamEvents
 from streamlab.servers.manage import manage_ok
+from streamlab.servers.postgres import postgres_available
 from streamlab.wire.sse import parse_event_stream
 
 pytest_plugins = ["support.reliability_plugin"]
@@ -611,3 +615,52 @@ def test_sync_worker_under_the_same_load(figures):
     assert load["peak_concurrency"] <= load["workers"]
     # The queue shows in the first byte: the last client waited for the others' streams.
     assert ttfbs[-1] > 5 * ttfbs[0]
+
+
+# -- Aborted exports on PostgreSQL --------------------------------------------------------------
+
+PG_ABORTS = 100
+
+
+@pytest.mark.skipif(not postgres_available() and os.environ.get("CI") != "true",
+                    reason="PostgreSQL is not installed: apt-get install postgresql")
+def test_aborted_exports_on_postgres_clean_up():
+    """100 clients leave a PostgreSQL export part way, ten at a time, half with a reset:
+    every cursor and connection is given back (pg_stat_activity returns to no backend of
+    the app), no worker is lost, and a whole export still works."""
+    assert postgres_available(), "CI installs PostgreSQL (.ci/run)"
+    database = app_database(20_000, name="tests-reliability-pg")
+    try:
+        env = {"DEMO_DATABASE_URL": database.database_url()}
+        with DemoServer(name="tests-reliability-pg", worker_class="gthread", threads=10,
+                        env=env) as server:
+            workers = [p.pid for p in server.worker_processes()]
+            url = server.url("/export/streaming?rows=20000&chunk_size=500&delay_ms=20")
+
+            def leave(number: int) -> int:
+                left = hostile.abort_download(url, 40_000, reset=number % 2 == 1)
+                return int(left["body_bytes_received"])
+
+            with ThreadPoolExecutor(10) as pool:
+                received = list(pool.map(leave, range(PG_ABORTS)))
+            settled = _wait_for(lambda: not pg_backends(database), 15)
+            left_open = pg_backends(database)
+            whole = requests.get(server.url("/export/streaming?rows=20000"), timeout=60)
+            expected = requests.get(server.url("/export/whole?rows=20000"), timeout=60)
+            assert [p.pid for p in server.worker_processes()] == workers
+            log = server.log
+    finally:
+        database.stop()
+    assert all(n >= 40_000 for n in received), min(received)  # each had started streaming
+    assert settled, [(b.state, b.query) for b in left_open]
+    assert whole.status_code == 200 and whole.content == expected.content
+    assert not any(marker in log for marker in ("WORKER TIMEOUT", "Worker exiting", "SIGKILL"))
+
+
+def _wait_for(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()
