@@ -11,6 +11,7 @@ import pytest
 import requests
 from support.browser import CHROMIUM_ARGS, chromium_path, close_notebook_tab, run_notebook_in_lab
 from support.hub import HUB_HOST, HUB_PREFIX
+from support.wait import wait_until
 
 from streamlab import measure
 from streamlab.measurement.browser import DONE
@@ -114,9 +115,9 @@ def test_on_a_hub_the_notebooks_links_stream_or_arrive_whole_as_they_say(tmp_pat
             tab.close()
 
             close_notebook_tab(lab_page)
-            kernels = _wait_for(lambda: not requests.get(
-                lab.url("/api/kernels"), headers=lab.auth_headers, timeout=10).json())
-            app_gone = _wait_for(lambda: not _answers(f"http://127.0.0.1:{port}/hello"))
+            kernels = wait_until(lambda: not requests.get(
+                lab.url("/api/kernels"), headers=lab.auth_headers, timeout=10).json(), 30)
+            app_gone = wait_until(lambda: not _answers(f"http://127.0.0.1:{port}/hello"), 30)
             browser.close()
     live, held = pane["eventsource"], pane["fetch"]
     print(f"on the hub: EventSource first token {live.first_token_s:.2f} s of {live.total_s:.2f} s;"
@@ -143,11 +144,3 @@ def _answers(url: str) -> bool:
     return True
 
 
-def _wait_for(condition, timeout: float = 30.0) -> bool:
-    """Whether ``condition()`` became true within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.25)
-    return True

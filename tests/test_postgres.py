@@ -13,6 +13,7 @@ import time
 import psutil
 import pytest
 import requests
+from support.wait import wait_until
 
 from demo_app.dburl import database_from_url
 from streamlab import start_server
@@ -62,13 +63,6 @@ def cluster_processes(folder) -> list[psutil.Process]:
     return found
 
 
-def wait_until(check, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 # -- the database URL --------------------------------------------------------------------

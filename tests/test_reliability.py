@@ -43,6 +43,7 @@ import pytest
 import requests
 from django.urls import resolve
 from support import hostile
+from support.wait import wait_until
 
 from demo_app import csvgen, sse_views
 from streamlab import DemoServer, measure
@@ -643,7 +644,7 @@ def test_aborted_exports_on_postgres_clean_up():
 
             with ThreadPoolExecutor(10) as pool:
                 received = list(pool.map(leave, range(PG_ABORTS)))
-            settled = _wait_for(lambda: not pg_backends(database), 15)
+            settled = wait_until(lambda: not pg_backends(database), 15)
             left_open = pg_backends(database)
             whole = requests.get(server.url("/export/streaming?rows=20000"), timeout=60)
             expected = requests.get(server.url("/export/whole?rows=20000"), timeout=60)
@@ -657,10 +658,3 @@ def test_aborted_exports_on_postgres_clean_up():
     assert not any(marker in log for marker in ("WORKER TIMEOUT", "Worker exiting", "SIGKILL"))
 
 
-def _wait_for(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return check()

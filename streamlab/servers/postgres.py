@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import shutil
 import signal
 import subprocess
@@ -157,7 +156,42 @@ def _connect(url: str, timeout: float = 2.0):
     return psycopg.connect(url, connect_timeout=max(1, round(timeout)), autocommit=True)
 
 
-class PostgresServer(ManagedProcess):
+class _InFolder(ManagedProcess):
+    """A database program whose files all live in one temporary folder of its own, made at
+    start (owned by Debian's ``postgres`` user when we are root) and removed at stop."""
+
+    start_error = PostgresStartError
+    label = "The program"
+
+    folder: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError(f"{self.label} has not been started yet: call start() first.")
+        return f"postgresql://{HOST}:{self.port}"
+
+    def _make_folder(self) -> Path:
+        self.folder = _private_folder(f"streamlab-{self.kind}-{self.name}-")
+        return self.folder
+
+    def popen_options(self) -> dict[str, object]:
+        return _run_as()
+
+    def temporary_paths(self) -> list[Path]:
+        return super().temporary_paths() + ([self.folder] if self.folder else [])
+
+    def stop(self) -> None:
+        """Stop the program (politely, then by force), keep its log, remove its folder."""
+        try:
+            super().stop()
+        finally:
+            if self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
+                self.folder = None
+
+
+class PostgresServer(_InFolder):
     """PostgreSQL on 127.0.0.1 and a free port, its cluster in a temporary folder.
 
     ``max_connections`` is PostgreSQL's own limit (3 slots of it are kept for
@@ -165,7 +199,7 @@ class PostgresServer(ManagedProcess):
     """
 
     kind = "postgres"
-    start_error = PostgresStartError
+    label = "PostgreSQL"
     stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for every client
 
     def __init__(
@@ -181,15 +215,8 @@ class PostgresServer(ManagedProcess):
             raise ValueError(f"max_connections must be 5 to 1000, got {max_connections}.")
         self.max_connections = max_connections
         self.settings = dict(settings or {})
-        self.folder: Path | None = None
 
     # -- addresses ---------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("PostgreSQL has not been started yet: call start() first.")
-        return f"postgresql://{HOST}:{self.port}"
-
     def database_url(self, *, user: str = APP_USER, database: str = DATABASE,
                      port: int | None = None, **options: object) -> str:
         """The ``DEMO_DATABASE_URL`` the demo app reads: ``postgresql://app@127.0.0.1:PORT/demo``,
@@ -220,18 +247,12 @@ class PostgresServer(ManagedProcess):
             args += ["-c", f"{key}={value}"]
         return args
 
-    def popen_options(self) -> dict[str, object]:
-        return _run_as()
-
     def ready(self) -> bool:
         try:
             with _connect(self.database_url(user=ADMIN_USER, database="postgres"), 1):
                 return True
         except Exception:  # psycopg.OperationalError while it starts
             return False
-
-    def temporary_paths(self) -> list[Path]:
-        return super().temporary_paths() + ([self.folder] if self.folder else [])
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> PostgresServer:
@@ -246,7 +267,7 @@ class PostgresServer(ManagedProcess):
                 "STREAMLAB_PG_BIN to the folder holding initdb and postgres."
             )
         self._bin = folder
-        self.folder = _private_folder(f"streamlab-postgres-{self.name}-")
+        self._make_folder()
         try:
             self._initdb()
             super().start()
@@ -272,15 +293,6 @@ class PostgresServer(ManagedProcess):
         with _connect(self.database_url(user=ADMIN_USER, database="postgres")) as conn:
             conn.execute(f"CREATE ROLE {APP_USER} LOGIN")
             conn.execute(f"CREATE DATABASE {DATABASE} OWNER {APP_USER}")
-
-    def stop(self) -> None:
-        """Stop the server (fast shutdown, then by force), keep its log, remove the cluster."""
-        try:
-            super().stop()
-        finally:
-            if self.folder is not None:
-                shutil.rmtree(self.folder, ignore_errors=True)
-                self.folder = None
 
     def kill(self) -> None:
         """Kill the server and its backends at once (SIGKILL), as a crash would; keep the
@@ -347,12 +359,12 @@ pidfile =
 """
 
 
-class PgBouncer(ManagedProcess):
+class PgBouncer(_InFolder):
     """PgBouncer on 127.0.0.1 and a free port, pooling connections to ``upstream``'s
     ``demo`` database in ``pool_mode`` (``transaction``, ``session`` or ``statement``)."""
 
     kind = "pgbouncer"
-    start_error = PostgresStartError
+    label = "PgBouncer"
 
     def __init__(self, upstream: PostgresServer, *, pool_mode: str = "transaction",
                  pool_size: int = 2, name: str = "pgbouncer") -> None:
@@ -364,13 +376,6 @@ class PgBouncer(ManagedProcess):
         self.upstream = upstream
         self.pool_mode = pool_mode
         self.pool_size = pool_size
-        self.folder: Path | None = None
-
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("PgBouncer has not been started yet: call start() first.")
-        return f"postgresql://{HOST}:{self.port}"
 
     def database_url(self, **options: object) -> str:
         """The demo app's ``DEMO_DATABASE_URL`` through this pooler."""
@@ -385,9 +390,6 @@ class PgBouncer(ManagedProcess):
             folder=self.folder, pool_mode=self.pool_mode, pool_size=self.pool_size))
         return [self._binary, str(config)]
 
-    def popen_options(self) -> dict[str, object]:
-        return _run_as()
-
     def ready(self) -> bool:
         try:
             with _connect(self.database_url(), 1) as conn:
@@ -395,9 +397,6 @@ class PgBouncer(ManagedProcess):
                 return True
         except Exception:
             return False
-
-    def temporary_paths(self) -> list[Path]:
-        return super().temporary_paths() + ([self.folder] if self.folder else [])
 
     def start(self) -> PgBouncer:
         if self.running:
@@ -411,7 +410,7 @@ class PgBouncer(ManagedProcess):
         if not self.upstream.running:
             raise PostgresStartError(f"The upstream {self.upstream!r} is not running.")
         self._binary = binary
-        self.folder = _private_folder(f"streamlab-pgbouncer-{self.name}-")
+        self._make_folder()
         super().start()
         try:
             self._fill_pool()
@@ -434,14 +433,6 @@ class PgBouncer(ManagedProcess):
             for client in clients:
                 client.close()
 
-    def stop(self) -> None:
-        try:
-            super().stop()
-        finally:
-            if self.folder is not None:
-                shutil.rmtree(self.folder, ignore_errors=True)
-                self.folder = None
-
     def __repr__(self) -> str:
         state = f"running on {self.base_url}" if self.running else "stopped"
         return f"<PgBouncer {self.name!r} pool_mode={self.pool_mode} {state}>"
@@ -457,8 +448,3 @@ def start_pgbouncer(upstream: PostgresServer, **options: object) -> PgBouncer:
     """Start PgBouncer in front of ``upstream`` (see ``PgBouncer`` for the options)."""
     return PgBouncer(upstream, **options).start()  # type: ignore[arg-type]
 
-
-def first_error_line(log: str, pattern: str = r"(ERROR|FATAL|Error):?\s") -> str | None:
-    """The first line of a log that reports an error (``ERROR:``, ``FATAL:``, ``...Error:``)."""
-    match = next((line for line in log.splitlines() if re.search(pattern, line)), None)
-    return match.strip() if match else None
