@@ -1,10 +1,10 @@
 """Every notebook of the series runs top to bottom, and reads as the conventions ask."""
 
 import json
-import os
 import re
 
 import pytest
+from support.postgres import UNDER_CI
 
 from streamlab.series.notebooks import CELL_TIMEOUT, run, series
 from streamlab.series.results import recording_notebooks
@@ -48,7 +48,7 @@ def _outputs(notebook) -> str:
 def _check_postgres_cells(notebook, *, ran: bool) -> None:
     """Notebook 07's PostgreSQL cells ran where PostgreSQL is installed (CI installs it, so
     there they must have), and said they were skipped where it is not."""
-    if os.environ.get("CI") == "true":
+    if UNDER_CI:
         assert postgres_available() and pgbouncer_available(), "CI installs PostgreSQL"
     text = _outputs(notebook)
     if ran:

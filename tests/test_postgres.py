@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import psutil
 import pytest
 import requests
+from support.postgres import need_postgres
 from support.wait import wait_until
 
 from demo_app.dburl import database_from_url
@@ -29,7 +29,6 @@ from streamlab.servers.manage import manage_ok
 from streamlab.servers.postgres import (
     PostgresServer,
     pgbouncer_available,
-    postgres_available,
     start_pgbouncer,
     start_postgres,
 )
@@ -37,11 +36,7 @@ from streamlab.servers.postgres import (
 ROWS = 20_000
 SLOW = "/export/streaming?rows=2000&chunk_size=100&delay_ms=100"  # about 2 s
 
-if not postgres_available():
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI installs PostgreSQL (.ci/run), but it is not available", pytrace=False)
-    pytest.skip("PostgreSQL is not installed (or STREAMLAB_NO_POSTGRES=1): "
-                "apt-get install postgresql pgbouncer", allow_module_level=True)
+need_postgres()
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +56,6 @@ def cluster_processes(folder) -> list[psutil.Process]:
         if str(folder) in " ".join(process.info["cmdline"] or []):
             found.append(process)
     return found
-
-
 
 
 # -- the database URL --------------------------------------------------------------------
@@ -168,7 +161,7 @@ def test_pgbouncer_in_transaction_mode_breaks_the_cursor_and_the_setting_fixes_i
         with start_server(name="tests-pg", env={
                 "DEMO_DATABASE_URL": bouncer.database_url()}) as server:
             failed = requests.get(server.url("/export/streaming?rows=5000"), timeout=60)
-            time.sleep(0.3)
+            wait_until(lambda: "export stopped after" in server.log, 5)
             log = server.log
         with start_server(name="tests-pg", env={"DEMO_DATABASE_URL": bouncer.database_url(
                 disable_server_side_cursors=1)}) as server:

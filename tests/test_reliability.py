@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import itertools
-import os
 import random
 import threading
 import time
@@ -43,6 +42,7 @@ import pytest
 import requests
 from django.urls import resolve
 from support import hostile
+from support.postgres import need_postgres
 from support.wait import wait_until
 
 from demo_app import csvgen, sse_views
@@ -52,7 +52,6 @@ from streamlab.measurement.database import backends as pg_backends
 from streamlab.measurement.memory import RssSampler
 from streamlab.measurement.workers import StreamEvents
 from streamlab.servers.manage import manage_ok
-from streamlab.servers.postgres import postgres_available
 from streamlab.wire.sse import parse_event_stream
 
 pytest_plugins = ["support.reliability_plugin"]
@@ -623,13 +622,11 @@ def test_sync_worker_under_the_same_load(figures):
 PG_ABORTS = 100
 
 
-@pytest.mark.skipif(not postgres_available() and os.environ.get("CI") != "true",
-                    reason="PostgreSQL is not installed: apt-get install postgresql")
 def test_aborted_exports_on_postgres_clean_up():
     """100 clients leave a PostgreSQL export part way, ten at a time, half with a reset:
     every cursor and connection is given back (pg_stat_activity returns to no backend of
     the app), no worker is lost, and a whole export still works."""
-    assert postgres_available(), "CI installs PostgreSQL (.ci/run)"
+    need_postgres()
     database = app_database(20_000, name="tests-reliability-pg")
     try:
         env = {"DEMO_DATABASE_URL": database.database_url()}
@@ -656,5 +653,3 @@ def test_aborted_exports_on_postgres_clean_up():
     assert settled, [(b.state, b.query) for b in left_open]
     assert whole.status_code == 200 and whole.content == expected.content
     assert not any(marker in log for marker in ("WORKER TIMEOUT", "Worker exiting", "SIGKILL"))
-
-
