@@ -1,4 +1,4 @@
-"""The one table of the demo: rows for the CSV export of notebook 07.
+"""The demo's tables: rows for the CSV export of notebook 07, events for notebook 12.
 
 A few text and number columns, like an orders or customers table, so that a
 row costs about as much to load and format as a real one. ``seed_rows``
@@ -28,3 +28,19 @@ class ExportRow(models.Model):
     def csv_fields(self) -> tuple:
         """The values of one CSV line, in ``CSV_HEADER`` order."""
         return (self.pk, self.name, self.email, self.city, self.quantity, self.amount_cents)
+
+
+class TopicEvent(models.Model):
+    """One event published to a topic (notebook 12): the table is the log every stream
+    can replay from, and its id is the ``id:`` of the server-sent event."""
+
+    topic = models.CharField(max_length=20)
+    data = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["topic", "id"], name="topic_event_replay")]
+
+    def __str__(self) -> str:
+        return f"TopicEvent {self.pk} on {self.topic}"

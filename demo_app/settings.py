@@ -98,3 +98,6 @@ LOGGING = {
     # logging it again as a warning would fill notebooks with red boxes.
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+# Topics (notebook 12): the largest event a POST may publish. The event is a row; the
+# notification carries only its id, so NOTIFY's own 8,000-byte limit does not apply.
+DEMO_MAX_TOPIC_EVENT_BYTES = _env_int("DEMO_MAX_TOPIC_EVENT_BYTES", 65_536)

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("demo_app.urls_async")),
     path("", include("demo_app.urls_patterns")),
     path("", include("demo_app.urls_sse")),
+    path("", include("demo_app.urls_topics")),
 ]

@@ -28,12 +28,14 @@ from ..servers.process import ManagedProcess
 
 def app_database(rows: int, *, name: str = "nb07", **options: object) -> PostgresServer:
     """A new PostgreSQL with the demo app's tables (``manage.py migrate``) and ``rows``
-    rows in the export table (``manage.py seed_rows``); ``options`` go to the server."""
+    rows in the export table (``manage.py seed_rows``; none for 0); ``options`` go to the
+    server."""
     database = start_postgres(name=name, **options)
     try:
         env = {"DEMO_DATABASE_URL": database.database_url()}
         manage_ok(env, "migrate", "--verbosity", "0")
-        manage_ok(env, "seed_rows", str(rows))
+        if rows:
+            manage_ok(env, "seed_rows", str(rows))
     except BaseException:
         database.stop()
         raise
