@@ -5,7 +5,9 @@
     sent when it commits. ``hold_ms`` keeps the transaction open that long after
     the ``NOTIFY``, to show that nothing is delivered before the commit. The
     answer (201) is JSON: the id, and ``committed``, this server's ``time.time()``
-    just after the commit, from which a client on this machine times delivery.
+    as the commit returns, from which a client on this machine times delivery
+    (PostgreSQL sends the notification as it commits: a listener may have it a
+    few microseconds before the publisher has the commit's reply).
 ``GET /topics/stream?topic=T``  a ``text/event-stream``: a ``hello`` event first
     (this worker's pid, the delivery used), sent once the stream is subscribed,
     so that an event published after it arrives is one the stream must show;
@@ -108,8 +110,10 @@ def publish(request: HttpRequest, *, topic: str | None, hold_ms: int) -> HttpRes
         topics.conninfo()
     except topics.NeedsPostgres as error:
         return _no_postgres(error)
+    committed: list[float] = []
     try:
         with transaction.atomic():
+            transaction.on_commit(lambda: committed.append(time.time()))  # first, so soonest
             event = TopicEvent.objects.create(topic=topic, data=data)
             with connection.cursor() as cursor:  # queued now, sent by PostgreSQL at COMMIT
                 cursor.execute("SELECT pg_notify(%s, %s)", [topics.channel(topic), str(event.pk)])
@@ -119,9 +123,8 @@ def publish(request: HttpRequest, *, topic: str | None, hold_ms: int) -> HttpRes
             transaction.on_commit(lambda: topics.LOCAL.deliver_from_thread(message))
     except DatabaseError as error:
         return _refused(503, f"The database is unavailable: {_first_line(error)}")
-    committed = time.time()
     return JsonResponse({"id": event.pk, "topic": topic, "bytes": len(request.body),
-                         "committed": committed, "worker": os.getpid()}, status=201)
+                         "committed": committed[0], "worker": os.getpid()}, status=201)
 
 
 # -- Streaming -------------------------------------------------------------------------------

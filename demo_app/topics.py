@@ -236,13 +236,15 @@ class Listener:
                     await self._listen(conn)
                     delay = RECONNECT_FIRST_S
                     while True:
-                        notified = [int(n.payload) async for n in conn.notifies(
+                        notified = [n.payload async for n in conn.notifies(
                             timeout=CHECK_S, stop_after=1)]
                         if notified:
-                            self._hand_on(await fetch_ids(conn, notified))
+                            self._hand_on(await fetch_ids(conn, self._ids(notified)))
                         else:
                             await conn.execute("SELECT 1")  # a silent connection may be dead
-            except (psycopg.Error, OSError) as error:
+            except Exception as error:  # lost connection (psycopg.Error, OSError) or a bug
+                if not isinstance(error, psycopg.Error | OSError):
+                    logger.exception("topic listener (%s) failed", self.purpose)
                 self.connected.clear()
                 self.error = str(error).strip().splitlines()[0] if str(error).strip() else (
                     type(error).__name__)
@@ -264,6 +266,15 @@ class Listener:
         self.connections += 1
         self.error = None
         self.connected.set()
+
+    def _ids(self, payloads: list[str]) -> list[int]:
+        """The event ids notified; a payload that is not one (a ``NOTIFY`` sent by hand on
+        the channel) is logged and left out, never allowed to stop the listener."""
+        ids = [int(p) for p in payloads if p.isascii() and p.isdigit() and len(p) <= 18]
+        if len(ids) < len(payloads):
+            logger.warning("topic listener (%s) ignored %d notification(s) that name no event",
+                           self.purpose, len(payloads) - len(ids))
+        return ids
 
     def _hand_on(self, messages: list[Message]) -> None:
         for message in messages:
