@@ -84,15 +84,21 @@ class Param:
 
 @dataclass(frozen=True)
 class TextParam:
-    """An optional text parameter whose whole value must match ``pattern`` (else ``None``)."""
+    """A text parameter whose whole value must match ``pattern``: when it is missing, the view
+    gets ``None``, or, if ``required``, the client a 400. ``example`` is a value it accepts
+    (a tool that must send a valid request reads it)."""
 
     name: str
     pattern: str
     description: str  # what ``pattern`` accepts, in words, for the 400's reason
+    required: bool = False
+    example: str | None = None
 
     def parse(self, values: Sequence[str]) -> str | None:
         """The value from the query string's ``values`` for this name, or ``BadParameter``."""
         if not values:
+            if self.required:
+                raise BadParameter(f"{self.name} is required: {self.description}.")
             return None
         value = _single(self.name, values)
         if not re.fullmatch(self.pattern, value):

@@ -46,7 +46,8 @@ from .models import TopicEvent
 from .params import BadParameter, Param, TextParam, bad_request, query_params
 from .sse_views import HEARTBEAT, RETRY_MS, _page_file, retry_field, served_by_asgi, sse_event
 
-TOPIC = TextParam("topic", "|".join(topics.TOPICS), f"one of {', '.join(topics.TOPICS)}")
+TOPIC = TextParam("topic", "|".join(topics.TOPICS), f"one of {', '.join(topics.TOPICS)}",
+                  required=True, example=topics.TOPICS[0])
 DELIVERY = TextParam("delivery", "|".join(topics.DELIVERIES),
                      f"one of {', '.join(topics.DELIVERIES)}")
 POLL_MS = Param("poll_ms", minimum=10, maximum=10_000, default=500)
@@ -70,12 +71,6 @@ def _no_postgres(error: topics.NeedsPostgres) -> HttpResponse:
     return _refused(503, f"{reason[0].upper()}{reason[1:]}.")
 
 
-def _need_topic(topic: str | None) -> str:
-    if topic is None:
-        raise BadParameter(f"topic is required: {TOPIC.description}.")
-    return topic
-
-
 def last_event_id(request: HttpRequest) -> int | None:
     """The ``Last-Event-ID`` a reconnecting stream sent (None: a new stream); ids here are
     row ids, so anything but a whole number is a client's mistake, answered with a 400."""
@@ -92,11 +87,10 @@ def last_event_id(request: HttpRequest) -> int | None:
 
 @require_POST
 @query_params(TOPIC, HOLD_MS)
-def publish(request: HttpRequest, *, topic: str | None, hold_ms: int) -> HttpResponse:
+def publish(request: HttpRequest, *, topic: str, hold_ms: int) -> HttpResponse:
     """Store the body as an event of ``topic`` and notify every listener when it commits."""
     limit = settings.DEMO_MAX_TOPIC_EVENT_BYTES
     try:
-        topic = _need_topic(topic)
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if declared.isdigit() and int(declared) > limit:  # refused before it is read
             raise BadParameter(f"the event is {int(declared):,} bytes; the most is {limit:,}.")
@@ -221,11 +215,10 @@ async def play(source: Source, *, hello: dict, replayed: list[topics.Message],
 
 @require_safe
 @query_params(TOPIC, DELIVERY, POLL_MS, TOPIC_HEARTBEAT_S, RETRY_MS, LIMIT)
-async def stream(request: HttpRequest, *, topic: str | None, delivery: str | None, poll_ms: int,
+async def stream(request: HttpRequest, *, topic: str, delivery: str | None, poll_ms: int,
                  heartbeat_s: int, retry_ms: int, limit: int) -> HttpResponse:
     """One topic's events as a server-sent event stream (see the module's docstring)."""
     try:
-        topic = _need_topic(topic)
         after = last_event_id(request)
     except BadParameter as error:
         return bad_request(error)
