@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             result = run(path, args.out, timeout=args.timeout)
             results.append(result)
             status = "ok" if result.ok else f"FAILED: {result.error}"
-            memory = f"{result.peak_rss / 2**20:6.0f} MiB peak"
+            if result.skipped:
+                status = f"skipped: {result.skipped}"
+            memory = f"{result.peak_memory / 2**20:6.0f} MiB peak"
             tqdm.write(f"{path.name:<42} {result.seconds:6.1f} s {memory}  {status}")
             if not result.ok:
                 failed.append(path)

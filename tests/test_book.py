@@ -29,7 +29,7 @@ from streamlab.paths import NOTEBOOK_DIR
 from streamlab.series.book import BookError, build_book, read_notebook, write_source
 from streamlab.series.notebooks import CELL_TIMEOUT, question, run, save_summaries, series, title
 
-SHORT = ["00_start_here.ipynb", "12_wrap_up.ipynb"]  # a few seconds each
+SHORT = ["00_start_here.ipynb", "13_wrap_up.ipynb"]  # a few seconds each
 
 
 def test_every_notebook_states_its_question():
@@ -131,7 +131,7 @@ def test_the_book_holds_the_executed_notebooks_in_order(book, executed):
     assert {m[1] for m in missing} <= {p.name for p in series()} - set(SHORT)
     assert [p.name for p in book.pages] == [Path(name).with_suffix(".html").name for name in SHORT]
     first = book.pages[0].read_text()
-    assert re.search(r'class="right-next"\s+href="12_wrap_up.html"', first)  # next in this book
+    assert re.search(r'class="right-next"\s+href="13_wrap_up.html"', first)  # next in this book
     assert re.search(r'class="left-prev"\s+href="index.html"', first)  # previous
     # The download button serves the executed notebook, byte for byte.
     assert 'href="_sources/00_start_here.ipynb"' in first

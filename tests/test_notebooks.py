@@ -3,10 +3,11 @@
 import json
 import re
 
+import nbformat
 import pytest
-from support.postgres import UNDER_CI
+from support.postgres import UNDER_CI, need_postgres
 
-from streamlab.series.notebooks import CELL_TIMEOUT, run, series
+from streamlab.series.notebooks import CELL_TIMEOUT, needs, run, series
 from streamlab.series.results import recording_notebooks
 from streamlab.servers.postgres import pgbouncer_available, postgres_available
 
@@ -27,13 +28,16 @@ def test_the_series_exists():
 def test_notebook_executes(path, results_elsewhere):
     # No out_dir: the executed copy stays in memory. What the notebook records goes to the
     # tests' temporary folder (conftest.py sets $STREAMLAB_RESULTS_DIR), not build/results/.
+    if "postgresql" in needs(nbformat.read(path, as_version=4)):
+        need_postgres()
     result = run(path, timeout=CELL_TIMEOUT)
     assert result.ok, f"{path.name} failed: {result.error}"
+    assert result.skipped is None
     code = [cell for cell in result.notebook.cells if cell.cell_type == "code"]
     assert all(cell.execution_count for cell in code)
     assert any(cell.get("outputs") for cell in code)
     # Binder gives about 2 GB: the kernel and every server it starts stay well below.
-    assert result.peak_rss < BINDER_BUDGET, f"peak {result.peak_rss / 2**20:.0f} MiB"
+    assert result.peak_memory < BINDER_BUDGET, f"peak {result.peak_memory / 2**20:.0f} MiB"
     if path.stem in recording_notebooks():
         assert (results_elsewhere / "results" / f"{path.stem}.json").exists()
     if path.stem == "07_rows_and_files":
@@ -63,8 +67,17 @@ def test_notebook_07_runs_without_postgres():
     path = next(p for p in NOTEBOOKS if p.stem == "07_rows_and_files")
     result = run(path, timeout=CELL_TIMEOUT, env={"STREAMLAB_NO_POSTGRES": "1"})
     assert result.ok, f"{path.name} without PostgreSQL failed: {result.error}"
-    assert result.peak_rss < BINDER_BUDGET, f"peak {result.peak_rss / 2**20:.0f} MiB"
+    assert result.peak_memory < BINDER_BUDGET, f"peak {result.peak_memory / 2**20:.0f} MiB"
     _check_postgres_cells(result.notebook, ran=False)
+
+
+def test_a_notebook_that_needs_postgres_is_skipped_without_it(monkeypatch):
+    monkeypatch.setenv("STREAMLAB_NO_POSTGRES", "1")
+    needing = [p for p in NOTEBOOKS if "postgresql" in needs(nbformat.read(p, as_version=4))]
+    assert [p.stem for p in needing] == ["12_one_event_every_worker"]
+    result = run(needing[0])
+    assert result.ok and result.skipped and "apt-get install postgresql" in result.skipped
+    assert result.summary()["skipped"] == result.skipped
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -108,3 +121,8 @@ def test_a_failing_notebook_names_the_check_that_failed(tmp_path):
     assert not result.ok
     assert result.error.startswith("AssertionError")
     assert "line 2" in result.error and "assert x == y" in result.error
+    # From line 10 on, IPython's arrow is a dash shorter ("--->" instead of "---->").
+    nb.cells[1].source = "z = 0\n" * 11 + "assert x == 3"
+    nbformat.write(nb, path)
+    result = run(path)
+    assert "line 12" in result.error and "assert x == 3" in result.error

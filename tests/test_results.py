@@ -142,7 +142,7 @@ def test_the_series_notebooks_that_record():
     assert {"01_two_kinds_of_response", "02_wsgi_under_the_hood", "03_on_the_wire",
             "05_workers_slow_clients_and_timeouts", "06_async_streaming",
             "07_rows_and_files", "08_middleware_and_proxies"} <= set(recording)
-    assert "12_wrap_up" not in recording  # it only reads
+    assert "13_wrap_up" not in recording  # it only reads
 
 
 # -- claims checked against figures -----------------------------------------------------------
@@ -291,7 +291,7 @@ def test_gather_without_a_benchmark_or_with_an_old_one(tmp_path):
 def test_the_wrap_up_runs_with_nothing_recorded(tmp_path):
     env = {"STREAMLAB_RESULTS_DIR": str(tmp_path / "results"),
            "STREAMLAB_BENCH_RESULTS": str(tmp_path / "no-bench.json")}
-    run = notebooks.run(notebooks.NOTEBOOK_DIR / "12_wrap_up.ipynb", env=env)
+    run = notebooks.run(notebooks.NOTEBOOK_DIR / "13_wrap_up.ipynb", env=env)
     assert run.ok, run.error
     text = "\n".join(output.get("text", "") + output.get("data", {}).get("text/html", "")
                      for cell in run.notebook.cells for output in cell.get("outputs", []))

@@ -1,4 +1,5 @@
-"""The figures of notebook 07's PostgreSQL sections: cursors, and connections per stream.
+"""The figures of the PostgreSQL sections: cursors and connections per stream (notebook 07),
+and carrying events to every worker's streams (notebook 12).
 
 Each function returns ``(figure, reading)``, like ``plots.py``: the matplotlib Figure
 and one sentence with the numbers it shows, computed from the same data.
@@ -6,13 +7,15 @@ and one sentence with the numbers it shows, computed from the same data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from .bench_results import MiB
 from .database import ConcurrentExports
+from .fanout import FanoutRun
 from .request import Measurement
 
 
@@ -76,4 +79,65 @@ def connections_figure(held: Mapping[str, ConcurrentExports], slots: int) -> tup
         f"{label}: {held[label].streamed} streamed, {len(held[label].refusals)} refused, "
         f"{len(held[label].during)} connections while streaming, {len(held[label].after)} "
         "after." for label in labels)
+    return figure, reading
+
+
+# -- Notebook 12: one event, every worker ------------------------------------------------------
+
+
+def polling_figure(polls: Mapping[int, Sequence[FanoutRun]],
+                   listening: Sequence[FanoutRun]) -> tuple[Figure, str]:
+    """Queries per second against open streams: one line per polling interval (ms), and
+    the streams that listen (one connection per worker) beside them."""
+    figure, axes = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    for poll_ms, runs in polls.items():
+        axes.plot([r.streams for r in runs], [r.queries_per_s for r in runs], "o-",
+                  label=f"polling every {poll_ms} ms")
+    axes.plot([r.streams for r in listening], [max(r.queries_per_s, 0.1) for r in listening],
+              "s--", color="black", label="LISTEN, one connection per worker")
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(ScalarFormatter())
+    axes.yaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel("open streams (shared by 2 workers)")
+    axes.set_ylabel("database queries per second (log)")
+    axes.set_title("The database's load: polling grows with every stream, listening does not")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    busiest = max((r for runs in polls.values() for r in runs), key=lambda r: r.queries_per_s)
+    quietest = max(listening, key=lambda r: r.streams)
+    reading = (f"{busiest.streams} streams polling cost {busiest.queries_per_s:,.0f} queries/s; "
+               f"{quietest.streams} listening streams, {quietest.queries_per_s:,.0f}.")
+    return figure, reading
+
+
+FLOOR_MS = 0.1
+
+
+def delivery_delay_figure(runs: Mapping[str, FanoutRun]) -> tuple[Figure, str]:
+    """The delay from commit to arrival of every (stream, event) pair, as a cumulative share,
+    one line per delivery; a log scale, since they differ by an order of magnitude.
+
+    A listener can have a notification a few microseconds before the publisher has its
+    commit's reply (the delay is then slightly negative): delays under ``FLOOR_MS`` are
+    drawn at it.
+    """
+    figure, axes = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    for label, run in runs.items():
+        delays = sorted(max(d * 1000, FLOOR_MS) for d in run.delays_s)
+        share = [(i + 1) / len(delays) for i in range(len(delays))]
+        axes.step(delays, share, where="post",
+                  label=f"{label}: {run.streams} streams, p95 {run.p(95) * 1000:.0f} ms, "
+                        f"{sum(run.connections.values())} connections")
+    axes.axhline(0.95, color="grey", linestyle=":", linewidth=1)
+    axes.set_xscale("log")
+    axes.set_xlim(left=FLOOR_MS)
+    axes.xaxis.set_major_formatter(ScalarFormatter())
+    axes.set_xlabel(f"delay from the publisher's commit to the client (ms, log; under "
+                    f"{FLOOR_MS} ms drawn at {FLOOR_MS})")
+    axes.set_ylabel("share of deliveries")
+    axes.set_title("Every delivery's delay, 2 workers: the sooner a line rises, the better")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="center left", fontsize="small")
+    reading = "; ".join(f"{label}: p50 {run.p(50) * 1000:.0f} ms, p95 {run.p(95) * 1000:.0f} ms"
+                        for label, run in runs.items()) + "."
     return figure, reading

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import statistics
 import threading
@@ -260,6 +261,8 @@ class FanoutRun:
     lost: int  # (stream, event) pairs never delivered
     repeated: int  # events a stream received more than once
     connections: dict[str, int]  # the app's PostgreSQL connections while open, by purpose
+    reached: dict[int, int] = field(default_factory=dict)  # event id: streams that got it
+    queries_per_s: float | None = None  # the database's transactions per second, while open
 
     @property
     def expected(self) -> int:
@@ -275,7 +278,8 @@ class FanoutRun:
                 "lost": self.lost, "repeated": self.repeated,
                 "delay p50 ms": f"{self.p(50) * 1000:.1f}",
                 "delay p95 ms": f"{self.p(95) * 1000:.1f}",
-                "connections": sum(self.connections.values())}
+                "connections": sum(self.connections.values()),
+                "queries/s": "-" if self.queries_per_s is None else f"{self.queries_per_s:,.0f}"}
 
 
 def judge(delivery: str, logs: Sequence[StreamLog], published: Sequence[Published],
@@ -284,6 +288,7 @@ def judge(delivery: str, logs: Sequence[StreamLog], published: Sequence[Publishe
     committed = {p.id: p.committed for p in published}
     delays: list[float] = []
     lost = repeated = 0
+    reached = dict.fromkeys(committed, 0)
     for log in logs:
         seen: dict[int, float] = {}
         for event_id, arrival in zip(log.ids, log.arrivals, strict=True):
@@ -293,9 +298,11 @@ def judge(delivery: str, logs: Sequence[StreamLog], published: Sequence[Publishe
                 seen[event_id] = arrival
         lost += len(set(committed) - set(seen))
         delays += [seen[i] - committed[i] for i in seen]
+        for i in seen:
+            reached[i] += 1
     return FanoutRun(delivery, len(logs), dict(collections.Counter(
         log.worker for log in logs if log.worker)), tuple(published), tuple(delays), lost,
-        repeated, connections)
+        repeated, connections, reached)
 
 
 def app_connections(database: Any) -> dict[str, int]:
@@ -311,12 +318,26 @@ def app_connections(database: Any) -> dict[str, int]:
     return dict(found)
 
 
+def transactions(database: Any) -> int:
+    """Transactions the ``demo`` database has finished so far (``pg_stat_database``): with
+    autocommit, one per query. A backend reports its counts when it goes idle, at most once
+    a second, and when it exits; read this after the connections measured have closed."""
+    return int(database.query(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'demo'")[0][0])
+
+
+PURPOSES = {"poll": "poller", "stream": "stream listener", "worker": "worker listener"}
+
+
 def fanout(server: ManagedProcess, database: Any, *, delivery: str, streams: int,
            events: int, interval_s: float = 0.1, topic: str = "orders", query: str = "",
            workers: int = 2, timeout: float = 60.0, wait_s: float | None = None) -> FanoutRun:
     """Open ``streams`` streams (shared equally by the workers), publish ``events`` events
     ``interval_s`` apart, wait until every stream has them all (at most ``wait_s``, by
-    default ``timeout``: a delivery that loses events waits that long), and judge."""
+    default ``timeout``: a delivery that loses events waits that long), and judge. The
+    queries per second are the database's transactions from opening to closing the streams
+    (the publishes' few included), counted once the streams' own connections have closed."""
+    before, start = transactions(database), time.monotonic()
     with TopicStreams(server, streams=streams, topic=topic, delivery=delivery, query=query,
                       workers=workers, timeout=timeout) as opened:
         connections = app_connections(database)
@@ -326,4 +347,46 @@ def fanout(server: ManagedProcess, database: Any, *, delivery: str, streams: int
             time.sleep(interval_s)
         opened.wait_for([p.id for p in published], timeout=timeout if wait_s is None else wait_s)
         logs = opened.close()
-    return judge(delivery, logs, published, connections)
+    seconds = time.monotonic() - start
+    own = PURPOSES.get(delivery) if delivery != "worker" else None  # a worker's stays open
+    deadline = time.monotonic() + 10
+    while own in app_connections(database) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run = judge(delivery, logs, published, connections)
+    return dataclasses.replace(run, queries_per_s=(transactions(database) - before) / seconds)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A stream that left, missed events, and came back with ``Last-Event-ID``."""
+
+    first_worker: int
+    second_worker: int
+    last_seen: int
+    missed: tuple[int, ...]  # ids published while it was away
+    replayed: int  # what the second connection's hello says it replayed
+    ids: tuple[int, ...]  # what the second connection showed
+    attempts: int  # connections until one landed on another worker
+
+
+def resume_elsewhere(server: ManagedProcess, *, topic: str = "chat", missed: int = 3,
+                     attempts: int = 30) -> Resumed:
+    """Read one event, leave, let ``missed`` events be published, and reconnect with the last
+    id until the reconnection lands on another worker; what did it show?"""
+    with TopicStreams(server, streams=1, topic=topic, balanced=False) as first:
+        seen = publish(server, "seen before leaving", topic=topic)
+        if not first.wait_for([seen.id]):
+            raise RuntimeError(f"the first stream never showed event {seen.id}")
+        worker = first.close()[0].worker
+    ids = tuple(publish(server, f"missed {n + 1}", topic=topic).id for n in range(missed))
+    for attempt in range(1, attempts + 1):
+        with TopicStreams(server, streams=1, topic=topic, balanced=False,
+                          last_event_id=seen.id) as again:
+            log = again.logs[0]
+            if log.worker == worker:
+                continue
+            again.wait_for(ids)
+            log = again.close()[0]
+            return Resumed(worker, log.worker, seen.id, ids, log.hello["replayed"],
+                           tuple(log.ids), attempt)
+    raise RuntimeError(f"{attempts} reconnections all landed on worker {worker}")

@@ -1,7 +1,7 @@
 """The resident memory (RSS) of processes, sampled while something runs.
 
 ``RssSampler`` watches a few processes (a server's workers during one
-request); ``TreeRssSampler`` the summed memory of a whole process tree (a
+request); ``TreeMemorySampler`` the summed memory of a whole process tree (a
 notebook kernel and every server it started). On Linux the kernel's own
 high-water mark is read as well, so a spike between two samples is not missed.
 """
@@ -66,12 +66,15 @@ class RssSampler:
         return max((self.peak[pid] - self.baseline[pid] for pid in self.peak), default=0)
 
 
-class TreeRssSampler(RssSampler):
-    """The peak of the summed RSS of every descendant of ``root``.
+class TreeMemorySampler(RssSampler):
+    """The peak of the summed PSS of every descendant of ``root``.
 
-    For a notebook run: the kernel and every server it starts. Pages shared
-    between forked processes are counted once per process, so this is an
-    upper bound on the memory the run needs.
+    For a notebook run: the kernel and every server it starts. PSS (proportional
+    set size) counts a page shared by n processes as 1/n in each, so the sum
+    counts it once: the memory a container's limit (Binder's 2 GB) sees. RSS
+    would count it in every process, and a hundred PostgreSQL backends that
+    share the server's buffers would add up to gigabytes that are not there.
+    Where PSS cannot be read (not Linux), RSS stands in: an upper bound.
     """
 
     def __init__(self, root: psutil.Process, interval: float = 0.2) -> None:
@@ -84,7 +87,7 @@ class TreeRssSampler(RssSampler):
             descendants = self.root.children(recursive=True)
         except psutil.Error:
             return
-        self.peak_total = max(self.peak_total, total_rss(descendants))
+        self.peak_total = max(self.peak_total, total_pss(descendants))
 
 
 def _reset_peak_rss(pid: int) -> bool:
@@ -115,6 +118,20 @@ def total_rss(processes: list[psutil.Process]) -> int:
     for process in processes:
         try:
             total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def total_pss(processes: list[psutil.Process]) -> int:
+    """The processes' PSS summed, in bytes (RSS for one whose PSS cannot be read)."""
+    total = 0
+    for process in processes:
+        try:
+            info = process.memory_full_info()
+            total += getattr(info, "pss", info.rss)
+        except psutil.AccessDenied:
+            total += total_rss([process])
         except psutil.Error:
             continue
     return total

@@ -23,7 +23,7 @@ import psutil
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-from ..measurement.memory import TreeRssSampler
+from ..measurement.memory import TreeMemorySampler
 from ..paths import NOTEBOOK_DIR
 
 CELL_TIMEOUT = 180  # seconds any one cell may take before the run fails
@@ -61,9 +61,10 @@ class RunResult:
     path: Path
     seconds: float
     error: str | None
-    peak_rss: int  # bytes: kernel plus every process it started, summed, at the peak
+    peak_memory: int  # bytes: kernel plus every process it started, PSS summed, at the peak
     notebook: nbformat.NotebookNode
     executed: Path | None = None
+    skipped: str | None = None  # why it was not run: something it needs is not installed
 
     @property
     def ok(self) -> bool:
@@ -73,8 +74,26 @@ class RunResult:
         """The figures worth keeping, JSON-ready."""
         return {
             "notebook": self.path.name, "seconds": round(self.seconds, 2),
-            "peak_rss_bytes": self.peak_rss, "ok": self.ok, "error": self.error,
+            "peak_pss_bytes": self.peak_memory, "ok": self.ok, "error": self.error,
+            "skipped": self.skipped,
         }
+
+
+def needs(nb: nbformat.NotebookNode) -> list[str]:
+    """What a notebook cannot run without, from its metadata (``"streamlab": {"needs":
+    ["postgresql"]}``): notebook 12 is about PostgreSQL's LISTEN/NOTIFY, and has no
+    SQLite fallback the way notebook 07 has."""
+    return list(nb.metadata.get("streamlab", {}).get("needs", []))
+
+
+def missing_needs(nb: nbformat.NotebookNode) -> str | None:
+    """Why the notebook cannot run here (None: it can)."""
+    from ..servers.postgres import postgres_available
+
+    if "postgresql" in needs(nb) and not postgres_available():
+        return ("it needs PostgreSQL, which is not installed here (Debian: apt-get install "
+                "postgresql; Binder installs it)")
+    return None
 
 
 def run(
@@ -92,6 +111,9 @@ def run(
     ``STREAMLAB_FULL``).
     """
     nb = nbformat.read(path, as_version=4)
+    absent = missing_needs(nb)
+    if absent is not None:  # not run, not failed: nothing is written
+        return RunResult(path, 0.0, None, 0, nb, skipped=absent)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
@@ -100,7 +122,7 @@ def run(
     )
     start = time.perf_counter()
     error = None
-    with TreeRssSampler(psutil.Process()) as memory, _environment(env or {}):
+    with TreeMemorySampler(psutil.Process()) as memory, _environment(env or {}):
         try:
             client.execute()
         except (CellExecutionError, CellTimeoutError) as exc:
@@ -113,18 +135,22 @@ def run(
     return result
 
 
+ARROW = re.compile(r"^\s*-+>\s*(\d+\s.*)$")
+
+
 def _describe(exc: Exception) -> str:
     """The error's last line, and the notebook line that raised it.
 
     A bare ``assert`` says only "AssertionError:"; the line (IPython marks it
-    ``---->`` in the traceback) says which check failed, which CI logs need.
+    with an arrow, ``---->`` or ``--->``) says which check failed, which CI logs need.
     """
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # no terminal colours
     if not text:
         return type(exc).__name__
     lines = text.splitlines()
     cell = next((line for line in lines if line.lstrip().startswith("Cell In[")), "")
-    raised = next((line.split("---->", 1)[1].strip() for line in lines if "---->" in line), "")
+    # IPython's arrow is "---->" before a one-digit line number, "--->" before two digits.
+    raised = next((m[1].strip() for m in map(ARROW.match, lines) if m), "")
     where = f" [{cell.strip()}: {raised}]" if raised else ""
     return lines[-1].strip() + where
 

@@ -573,6 +573,12 @@ HEADLINES = [
              ("servers sending headers before the first body bytes",)),
     Headline("Daphne, a generator that never awaits: first byte / total time", "11",
              ("Daphne, await-free generator: first byte / total",)),
+    Headline("one event to 100 streams on 2 workers, delay p95: LISTEN per worker vs "
+             "per stream", "12",
+             ("fan-out delay p95, LISTEN per worker", "fan-out delay p95, LISTEN per stream")),
+    Headline("PostgreSQL connections for those 100 streams: LISTEN per worker vs per stream", "12",
+             ("connections for 100 streams, LISTEN per worker",
+              "connections for 100 streams, LISTEN per stream")),
 ]
 
 
@@ -667,6 +673,12 @@ GUIDE: dict[str, dict[str, Claim]] = {
             v("11", "ASGI servers buffering a sync iterator") == 6),
         "Django's, on all six ASGI servers: a disconnect cancels the view at once (11)":
             lambda v: v("11", "ASGI servers cancelling at once on disconnect") == 6,
+        "several workers: one LISTEN per worker uses fewer connections than one per stream, "
+        "and delivers sooner (12)": lambda v: (
+            v("12", "connections for 100 streams, LISTEN per worker")
+            < v("12", "connections for 100 streams, LISTEN per stream")
+            and v("12", "fan-out delay p95, LISTEN per worker")
+            < v("12", "fan-out delay p95, LISTEN per stream")),
     },
     "what breaks it": {
         "mismatched pairs do not stream: WSGI + async, ASGI + sync iterator (06)": lambda v: (
@@ -703,6 +715,11 @@ GUIDE: dict[str, dict[str, Claim]] = {
         "HTTP/2 on gthread: a second stream on one connection waits for the first (10)":
             lambda v: v("10", "gthread: 2nd stream waits for the 1st on one HTTP/2 connection")
             is True,
+        "several workers: an in-process queue misses the other workers' streams (12)":
+            lambda v: v("12", "in-process queue: share of streams an event reached") < 1,
+        "polling the table costs about a query per stream per interval, idle or not (12)":
+            lambda v: v("12", "polling queries per second, 40 streams every 100 ms")
+            >= 0.5 * 40 * 1000 / 100,
         "DEBUG = True costs the worker extra memory (07)": lambda v: (
             v("07", "extra worker memory with DEBUG on") > 0),
         "under ASGI, FileResponse is read whole into the worker; under WSGI it streams (07)":
