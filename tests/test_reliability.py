@@ -47,6 +47,7 @@ from support.wait import wait_until
 
 from demo_app import csvgen, sse_views
 from streamlab import DemoServer, measure
+from streamlab.measurement import fanout
 from streamlab.measurement.database import app_database
 from streamlab.measurement.database import backends as pg_backends
 from streamlab.measurement.memory import RssSampler
@@ -669,3 +670,61 @@ def test_aborted_exports_on_postgres_clean_up():
     assert settled, [(b.state, b.query) for b in left_open]
     assert whole.status_code == 200 and whole.content == expected.content
     assert not any(marker in log for marker in ("WORKER TIMEOUT", "Worker exiting", "SIGKILL"))
+
+
+# -- Topic listeners that lose their connection ---------------------------------------------------
+
+KILL_EVERY_S = 0.01  # how often the killer looks for a listener to terminate
+GAP_EVENTS, GAP_SPACING_S = 5, 0.06  # published while the listeners are being killed
+
+
+def test_killed_topic_listeners_reconnect_and_no_event_is_lost():
+    """Each worker's listening connection is terminated (``pg_terminate_backend``) under 20
+    open streams, again and again for as long as five events are published: every
+    listener reconnects, catches up by id on what was committed meanwhile, and every
+    stream, still open, shows every event exactly once."""
+    need_postgres()
+    database = app_database(0, name="tests-reliability-topics", max_connections=60)
+    try:
+        env = {"DEMO_DATABASE_URL": database.database_url()}
+        with DemoServer(name="tests-reliability-topics", worker_class="asgi", workers=2,
+                        env=env) as server, fanout.TopicStreams(server, streams=20) as streams:
+            workers = {p.pid for p in server.worker_processes()}
+            first = fanout.worker_listeners(database)
+            assert set(first.values()) == workers
+            published = [fanout.publish(server, "before")]
+            assert streams.wait_for([published[0].id])
+            killing, killed = threading.Event(), []
+
+            def killer() -> None:
+                while not killing.wait(KILL_EVERY_S):
+                    for backend in fanout.worker_listeners(database):
+                        if database.query("SELECT pg_terminate_backend(%s)", (backend,))[0][0]:
+                            killed.append(backend)
+
+            thread = threading.Thread(target=killer, name="listener-killer")
+            thread.start()
+            try:
+                for n in range(GAP_EVENTS):
+                    time.sleep(GAP_SPACING_S)
+                    published.append(fanout.publish(server, f"during the gap {n + 1}"))
+            finally:
+                killing.set()
+                thread.join()
+            back = wait_until(lambda: len(set(fanout.worker_listeners(database).values()))
+                              == len(workers), timeout=15)
+            published.append(fanout.publish(server, "after"))
+            delivered = streams.wait_for([p.id for p in published], timeout=15)
+            logs = streams.close()
+            now = fanout.worker_listeners(database)
+            server_log = server.log
+    finally:
+        database.stop()
+    run = fanout.judge("worker", logs, published, {})
+    assert set(first) <= set(killed)  # both original listeners were terminated
+    assert back and set(now.values()) == workers and not set(now) & set(killed), now
+    assert delivered, f"{run.lost} of {run.expected} deliveries missing"
+    assert (run.lost, run.repeated, len(run.delays_s)) == (0, 0, 20 * len(published))
+    assert [stream.error for stream in logs] == [None] * 20  # no stream was cut
+    assert server_log.count("lost its connection") >= len(workers)
+    assert "caught up on" in server_log  # committed while nobody listened, handed on by id

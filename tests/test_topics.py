@@ -14,7 +14,13 @@ from support.wait import wait_until
 
 from streamlab import start_server
 from streamlab.measurement.database import app_database
-from streamlab.measurement.fanout import TopicStreams, fanout, publish
+from streamlab.measurement.fanout import (
+    TopicStreams,
+    fanout,
+    publish,
+    resume_elsewhere,
+    worker_listeners,
+)
 
 need_postgres()
 
@@ -108,29 +114,9 @@ def test_notify_refuses_a_payload_over_8000_bytes(database):
 
 
 def test_a_reconnection_replays_what_it_missed_on_the_other_worker(server):
-    with TopicStreams(server, streams=1, topic="chat", balanced=False) as first:
-        seen = publish(server, "before", topic="chat")
-        assert first.wait_for([seen.id]), server.log_tail()
-        logs = first.close()
-    missed = [publish(server, f"missed {n}", topic="chat").id for n in range(3)]
-    # Reconnect until the stream lands on the other worker (the kernel picks the worker).
-    for _ in range(30):
-        with TopicStreams(server, streams=1, topic="chat", balanced=False,
-                          last_event_id=seen.id) as again:
-            if again.logs[0].worker != logs[0].worker:
-                assert again.wait_for(missed)
-                after = again.close()[0]
-                break
-    else:
-        pytest.fail("30 reconnections all landed on the first worker")
-    assert after.hello["replayed"] == 3 and after.ids == missed
-
-
-def listeners(database) -> list[int]:
-    """The worker processes that have a listener connected now (from application_name)."""
-    rows = database.query("SELECT application_name FROM pg_stat_activity WHERE "
-                          "application_name LIKE 'demo_app topics worker listener pid %%'")
-    return [int(name.rsplit(" ", 1)[1]) for (name,) in rows]
+    resumed = resume_elsewhere(server, topic="chat", missed=3)
+    assert resumed.second_worker != resumed.first_worker
+    assert resumed.replayed == 3 and resumed.ids == resumed.missed
 
 
 def test_the_listeners_leave_with_the_server(database):
@@ -138,5 +124,7 @@ def test_the_listeners_leave_with_the_server(database):
                       env={"DEMO_DATABASE_URL": database.database_url()}) as short:
         with TopicStreams(short, streams=4):
             workers = [p.pid for p in short.worker_processes()]
-            assert set(listeners(database)) >= set(workers) and len(workers) == 2
-    assert wait_until(lambda: not set(listeners(database)) & set(workers), timeout=10)
+            assert set(worker_listeners(database).values()) >= set(workers)
+            assert len(workers) == 2
+    assert wait_until(lambda: not set(worker_listeners(database).values()) & set(workers),
+                      timeout=10)

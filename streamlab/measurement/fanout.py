@@ -318,6 +318,15 @@ def app_connections(database: Any) -> dict[str, int]:
     return dict(found)
 
 
+def worker_listeners(database: Any) -> dict[int, int]:
+    """The workers' listening connections now: worker process id by backend process id (from
+    ``application_name``, "demo_app topics worker listener pid N")."""
+    rows = database.query(
+        "SELECT pid, application_name FROM pg_stat_activity WHERE "
+        "application_name LIKE 'demo_app topics worker listener pid %%'")
+    return {backend: int(name.rsplit(" ", 1)[1]) for backend, name in rows}
+
+
 def transactions(database: Any) -> int:
     """Transactions the ``demo`` database has finished so far (``pg_stat_database``): with
     autocommit, one per query. A backend reports its counts when it goes idle, at most once
