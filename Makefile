@@ -7,7 +7,8 @@
 #   make lab    open the series in JupyterLab
 #   make serve  the demo app under Gunicorn on 127.0.0.1:$(PORT) (PORT=, WORKER_CLASS=, HTTP2=1;
 #               SERVER=uvicorn, uvicorn-worker, daphne, hypercorn or granian for another server)
-#   make bench  TTFB, memory, throughput, 200 event streams, 1,000 per ASGI server; in build/bench/
+#   make bench  TTFB, memory, throughput, 200 event streams, 1,000 per ASGI server, 1,000
+#               topic streams fanned out on 2 workers by PostgreSQL; in build/bench/
 #   make slides reveal.js slides of every notebook in build/slides/ (offline)
 #   make readme-figures  README's reliability table from build/reliability/figures.json
 #   make clean  remove build artefacts (keeps the virtual environment)

@@ -4,10 +4,14 @@
     ``DEMO_MAX_TOPIC_EVENT_BYTES``) becomes an event: a row, and a ``NOTIFY``
     sent when it commits. ``hold_ms`` keeps the transaction open that long after
     the ``NOTIFY``, to show that nothing is delivered before the commit. The
-    answer (201) is JSON: the id, and ``committed``, this server's ``time.time()``
-    as the commit returns, from which a client on this machine times delivery
-    (PostgreSQL sends the notification as it commits: a listener may have it a
-    few microseconds before the publisher has the commit's reply).
+    answer (201) is JSON: the id, and ``committed``, the time of the commit as
+    seconds since the epoch, from which a client on this machine times delivery:
+    PostgreSQL's own commit timestamp where ``track_commit_timestamp`` is on (the
+    throwaway servers of ``streamlab`` turn it on), else this worker's clock as
+    the commit returns (``clock`` says which). The worker's clock can be late: a
+    worker busy writing to its streams may run the thread that commits a few
+    milliseconds after the commit, and a listener elsewhere has the notification
+    by then.
 ``GET /topics/stream?topic=T``  a ``text/event-stream``: a ``hello`` event first
     (this worker's pid, the delivery used), sent once the stream is subscribed,
     so that an event published after it arrives is one the stream must show;
@@ -117,8 +121,28 @@ def publish(request: HttpRequest, *, topic: str, hold_ms: int) -> HttpResponse:
             transaction.on_commit(lambda: topics.LOCAL.deliver_from_thread(message))
     except DatabaseError as error:
         return _refused(503, f"The database is unavailable: {_first_line(error)}")
+    try:
+        stamped = commit_timestamp(event.pk)
+    except DatabaseError as error:
+        return _refused(503, f"The database is unavailable: {_first_line(error)}")
     return JsonResponse({"id": event.pk, "topic": topic, "bytes": len(request.body),
-                         "committed": committed[0], "worker": os.getpid()}, status=201)
+                         "committed": committed[0] if stamped is None else stamped,
+                         "clock": "worker" if stamped is None else "postgresql",
+                         "worker": os.getpid()}, status=201)
+
+
+def commit_timestamp(event_id: int) -> float | None:
+    """When PostgreSQL committed the row ``event_id`` (seconds since the epoch), or None
+    where ``track_commit_timestamp`` is off. It is stamped before the commit's
+    notifications are sent, so no listener can have an event before it."""
+    table = connection.ops.quote_name(TopicEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT CASE WHEN current_setting('track_commit_timestamp') = 'on' THEN "
+            f"extract(epoch FROM pg_xact_commit_timestamp(xmin)) END FROM {table} "
+            "WHERE id = %s", [event_id])
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 # -- Streaming -------------------------------------------------------------------------------

@@ -6,13 +6,16 @@
     python scripts/bench.py --sizes 1,8 --repeats 5 --chunk-rows 1,64,4096
     python scripts/bench.py --only event-streams   # the event streams alone (about 20 s)
     python scripts/bench.py --only server-streams  # 1,000 streams per ASGI server (~2.5 min)
+    python scripts/bench.py --only fan-out         # 1,000 topic streams on 2 workers (~20 s)
 
 Writes build/bench/results.json and the figures as PNG next to it (the event
 streams of notebook 09 in build/bench/event_streams/: summary.json, delays.png,
 worker_classes.png; the streams on each ASGI server of notebook 11 in
-build/bench/server_streams/: summary.json, servers.png), prints a table and checks
-the benchmark's targets (each with the value measured; the event streams' three
-and the four per server are among them).
+build/bench/server_streams/: summary.json, servers.png; one event carried to
+1,000 streams across two workers by PostgreSQL's LISTEN/NOTIFY, notebook 12, in
+build/bench/fanout/: summary.json, delays.png, skipped without PostgreSQL),
+prints a table and checks the benchmark's targets (each with the value measured;
+the event streams' three, the four per server and the fan-out's two are among them).
 Exit status 0 even when a target is missed, unless --strict is given.
 """
 
@@ -34,6 +37,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from streamlab.measurement import (  # noqa: E402
     bench,
     bench_results,
+    database_plots,
+    fanout,
+    fanout_bench,
     http2_bench,
     plots,
     server_bench,
@@ -86,7 +92,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", type=_servers, default=server_bench.ALL_SERVERS,
                         metavar="NAME,...", help="the servers of the server streams, in order "
                         f"(default all: {','.join(server_bench.ALL_SERVERS)})")
-    parser.add_argument("--only", choices=["event-streams", "server-streams"],
+    parser.add_argument("--fanout-streams", type=int, default=fanout_bench.FANOUT_STREAMS,
+                        metavar="N", help="topic streams shared by the fan-out's "
+                        f"{fanout_bench.FANOUT_WORKERS} workers (default "
+                        f"{fanout_bench.FANOUT_STREAMS}, the target's floor)")
+    parser.add_argument("--fanout-events", type=int, default=fanout_bench.FANOUT_EVENTS,
+                        metavar="N", help="events published to them, one a second (default "
+                        f"{fanout_bench.FANOUT_EVENTS})")
+    parser.add_argument("--only", choices=["event-streams", "server-streams", "fan-out"],
                         help="run one section alone; results.json is left as it was")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build" / "bench",
                         help="directory for results.json and the PNG figures")
@@ -103,6 +116,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--server-streams must be between 1 and {sse_bench.MAX_CLIENTS}")
     if not 2 <= args.server_stream_events <= 1000:
         parser.error("--server-stream-events must be between 2 and 1000")
+    workers = fanout_bench.FANOUT_WORKERS
+    if not workers <= args.fanout_streams <= fanout.MAX_STREAMS or args.fanout_streams % workers:
+        parser.error(f"--fanout-streams must be a multiple of {workers} between {workers} and "
+                     f"{fanout.MAX_STREAMS}")
+    if not 1 <= args.fanout_events <= 600:
+        parser.error("--fanout-events must be between 1 and 600")
     return args
 
 
@@ -172,6 +191,35 @@ def server_streams(out: Path, *, clients: int, count: int,
     return summary, [Target(**t) for t in summary["targets"]]
 
 
+def fan_out(out: Path, *, streams: int, events: int) -> tuple[dict | None, list[Target]]:
+    """One event carried to many topic streams across two workers (notebook 12), judged
+    against two targets. Written to ``fanout/summary.json`` and ``delays.png``; returns the
+    summary and the targets, or ``(None, [])`` without PostgreSQL."""
+    started = time.perf_counter()
+    run = fanout_bench.bench_fanout(streams=streams, events=events, log=print)
+    if run is None:
+        return None, []
+    folder = out / "fanout"
+    folder.mkdir(parents=True, exist_ok=True)
+    figure, reading = database_plots.delivery_delay_figure({"LISTEN per worker": run})
+    figure.savefig(folder / "delays.png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    print(f"{folder / 'delays.png'}: {reading}")
+    summary = fanout_bench.fanout_summary(run, seconds=time.perf_counter() - started)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary, [Target(**t) for t in summary["targets"]]
+
+
+def only_fan_out(args: argparse.Namespace) -> int:
+    """``--only fan-out``: that section alone, its targets printed after it."""
+    summary, targets = fan_out(args.out, streams=args.fanout_streams, events=args.fanout_events)
+    if summary is not None:
+        print()
+        print(fanout_bench.format_summary(summary))
+        print(f"\nResults in {args.out / 'fanout'}.")
+    return 1 if args.strict and not all(t.met for t in targets) else 0
+
+
 def only_server_streams(args: argparse.Namespace) -> int:
     """``--only server-streams``: that section alone, its targets printed after it."""
     summary, targets = server_streams(args.out, clients=args.server_streams,
@@ -197,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         return only_event_streams(args)
     if args.only == "server-streams":
         return only_server_streams(args)
+    if args.only == "fan-out":
+        return only_fan_out(args)
     config = config_from(args)
     started = time.perf_counter()
     results = bench.run(config, progress=not args.no_progress, log=print)
@@ -210,8 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     per_server, server_targets = server_streams(
         args.out, clients=args.server_streams, count=args.server_stream_events,
         servers=args.servers)
+    # One event to a thousand topic streams on two workers, through PostgreSQL (notebook 12).
+    fanned, fanout_targets = fan_out(args.out, streams=args.fanout_streams,
+                                     events=args.fanout_events)
     results = dataclasses.replace(
-        results, targets=[*results.targets, *stream_targets, *server_targets])
+        results, targets=[*results.targets, *stream_targets, *server_targets, *fanout_targets])
     for name, (figure, reading) in plots.all_figures(results).items():
         path = args.out / f"{name}.png"
         figure.savefig(path, dpi=110, bbox_inches="tight")
@@ -228,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     print(sse_bench.format_summary(streams, targets=False))  # its targets are in the table
     print()
     print(server_bench.format_summary(per_server, targets=False))
+    if fanned is not None:
+        print()
+        print(fanout_bench.format_summary(fanned, targets=False))
     print(f"\nResults in {args.out / 'results.json'} (schema version {results.schema_version}); "
           f"took {results.elapsed_s:.0f} s.")
     missed = [t.name for t in results.targets if not t.met]

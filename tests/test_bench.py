@@ -12,10 +12,18 @@ import sys
 import pytest
 
 from demo_app import csvgen
-from streamlab.measurement import bench, bench_results, server_bench, sse_bench
+from streamlab.measurement import (
+    bench,
+    bench_results,
+    fanout,
+    fanout_bench,
+    server_bench,
+    sse_bench,
+)
 from streamlab.measurement.sse_bench import ClientRun, StreamsRun
 from streamlab.paths import PROJECT_ROOT
 from streamlab.schema import SchemaError, decode
+from streamlab.servers.postgres import postgres_version
 from streamlab.tables import format_table
 
 KiB, MiB = bench_results.KiB, bench_results.MiB
@@ -95,7 +103,8 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
         sys.executable, "scripts/bench.py", "--sizes", "0.1,0.5", "--repeats", "1",
         "--chunk-rows", "1,4096", "--chunk-mib", "0.25", "--client-mib", "0.5",
         "--no-progress", "--streams", "12", "--stream-events", "3", "--server-streams", "12",
-        "--server-stream-events", "3", "--servers", "uvicorn", "--out", str(out),
+        "--server-stream-events", "3", "--servers", "uvicorn", "--fanout-streams", "20",
+        "--fanout-events", "2", "--out", str(out),
     ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -108,13 +117,17 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
     for kind in bench_results.KINDS:
         for p in results.sizes.points(kind):
             assert p.bytes == csvgen.csv_size(p.rows)
-    # Notebook 04's five targets, the event streams' three, then four per server.
-    assert len(results.targets) == 12 and all(isinstance(t.met, bool) for t in results.targets)
+    # Notebook 04's five targets, the event streams' three, four per server, then the
+    # fan-out's two (where PostgreSQL is installed: always under CI).
+    fanned = postgres_version() is not None
+    assert len(results.targets) == 12 + 2 * fanned
+    assert all(isinstance(t.met, bool) for t in results.targets)
     assert [t.name for t in results.targets[5:]] == [
         "event streams: none lost or reordered", "event streams: delay p95",
         "event streams: worker memory", "server streams, uvicorn: none lost or reordered",
         "server streams, uvicorn: stamped delay p95", "server streams, uvicorn: schedule delay p95",
-        "server streams, uvicorn: worker memory"]
+        "server streams, uvicorn: worker memory",
+        *(["fan-out: none lost or repeated", "fan-out: delay p95"] if fanned else [])]
     assert not results.targets[5].met  # 12 streams are fewer than the target's 200
     for t in results.targets:
         assert t.measured in done.stdout
@@ -129,7 +142,18 @@ def test_the_script_writes_json_and_figures_and_checks_targets(tmp_path):
     summary = json.loads((streams / "summary.json").read_text())
     assert summary["targets"] == [dataclasses.asdict(t) for t in results.targets[5:8]]
     per_server = json.loads((out / "server_streams" / "summary.json").read_text())
-    assert per_server["targets"] == [dataclasses.asdict(t) for t in results.targets[8:]]
+    assert per_server["targets"] == [dataclasses.asdict(t) for t in results.targets[8:12]]
+    if fanned:
+        fanout_summary = json.loads((out / "fanout" / "summary.json").read_text())
+        assert fanout_summary["targets"] == [dataclasses.asdict(t) for t in results.targets[12:]]
+        assert (fanout_summary["streams"], fanout_summary["events"]) == (20, 2)
+        assert (fanout_summary["delivered"], fanout_summary["lost"]) == (40, 0)
+        assert fanout_summary["connections"] == {"worker listener": 2}
+        assert not results.targets[12].met  # 20 streams are fewer than the target's 1,000
+        assert (out / "fanout" / "delays.png").stat().st_size > 10_000
+        assert "Fan-out, one LISTEN per worker" in done.stdout
+    else:
+        assert "fan-out: skipped, PostgreSQL is not installed" in done.stdout
     assert [s["server"] for s in per_server["servers"]] == ["uvicorn"]
     assert "Client-side checks" in done.stdout
     runs = {r["worker_class"]: r for r in summary["runs"]}
@@ -201,6 +225,38 @@ def test_the_script_refuses_bad_server_stream_options_before_starting_anything(a
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--fanout-streams", "3"], "--fanout-streams must be a multiple of 2 between 2 and"),
+    (["--fanout-streams", "5000"], "--fanout-streams must be a multiple of 2"),
+    (["--fanout-events", "0"], "--fanout-events must be between 1 and 600"),
+])
+def test_the_script_refuses_bad_fanout_options_before_starting_anything(args, message):
+    done = subprocess.run([sys.executable, "scripts/bench.py", "--only", "fan-out", *args],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def _fanout_run(*, streams=1000, lost=0, repeated=0, delay_s=0.02):
+    published = tuple(fanout.Published(i, 1000.0 + i, 7) for i in range(10))
+    delivered = streams * len(published) - lost
+    return fanout.FanoutRun("worker", streams, {7: streams // 2, 8: streams // 2}, published,
+                            (delay_s,) * delivered, lost, repeated, {"worker listener": 2})
+
+
+def test_each_fanout_target_is_missed_for_its_own_reason():
+    assert [t.met for t in fanout_bench.evaluate_fanout(_fanout_run())] == [True, True]
+    for run, missed in ((_fanout_run(lost=1), [False, True]),
+                        (_fanout_run(repeated=1), [False, True]),
+                        (_fanout_run(streams=998), [False, True]),
+                        (_fanout_run(delay_s=0.15), [True, False])):
+        assert [t.met for t in fanout_bench.evaluate_fanout(run)] == missed
+    summary = fanout_bench.fanout_summary(_fanout_run(delay_s=0.15), seconds=1.0)
+    assert summary["delay_ms"]["p95"] == pytest.approx(150)
+    text = fanout_bench.format_summary(summary)
+    assert "150/150/150" in text and "[MISSED] fan-out: delay p95" in text
 
 
 # -- targets and results.json, from made-up numbers --------------------------------------

@@ -117,9 +117,9 @@ def delivery_delay_figure(runs: Mapping[str, FanoutRun]) -> tuple[Figure, str]:
     """The delay from commit to arrival of every (stream, event) pair, as a cumulative share,
     one line per delivery; a log scale, since they differ by an order of magnitude.
 
-    A listener can have a notification a few microseconds before the publisher has its
-    commit's reply (the delay is then slightly negative): delays under ``FLOOR_MS`` are
-    drawn at it.
+    Delays under ``FLOOR_MS`` (none, where the commit time is PostgreSQL's own; a
+    worker's clock can stamp a commit late, and a delay then comes out negative) are drawn
+    at it.
     """
     figure, axes = plt.subplots(figsize=(8, 4.2), layout="constrained")
     for label, run in runs.items():

@@ -9,8 +9,9 @@ serves it. Gunicorn's ASGI worker accepts a burst of connections in one go
 with ``balanced=True`` a connection that lands on a worker that already holds
 its share is closed and opened again, until every worker holds the same number.
 
-``publish`` posts one event and returns when it was committed (the server's
-clock); ``fanout`` puts the two together for one delivery method and says
+``publish`` posts one event and returns when it was committed (PostgreSQL's
+commit timestamp, or the worker's clock where the database does not keep
+them); ``fanout`` puts the two together for one delivery method and says
 what arrived: the delay from commit to arrival for every (stream, event)
 pair, events lost and repeated, and the database connections the app held
 meanwhile (``pg_stat_activity``, by purpose). The clock is shared: the
@@ -221,11 +222,14 @@ class TopicStreams:
 
 @dataclass(frozen=True)
 class Published:
-    """One published event: its id, and the server's ``time.time()`` just after the commit."""
+    """One published event: its id, when it was committed (seconds since the epoch), by
+    whose clock ("postgresql": the commit's own timestamp; "worker": the publishing
+    worker's clock after the commit, which can be late), and the worker that published."""
 
     id: int
     committed: float
     worker: int
+    clock: str = "postgresql"
 
 
 def publish(server: ManagedProcess, data: str = "", *, topic: str = "orders",
@@ -236,7 +240,7 @@ def publish(server: ManagedProcess, data: str = "", *, topic: str = "orders",
     if reply.status_code != 201:
         raise RuntimeError(f"publish answered {reply.status_code}: {reply.text.strip()}")
     body = reply.json()
-    return Published(body["id"], body["committed"], body["worker"])
+    return Published(body["id"], body["committed"], body["worker"], body["clock"])
 
 
 def percentile(values: Sequence[float], q: float) -> float:

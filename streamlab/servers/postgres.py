@@ -240,6 +240,9 @@ class PostgresServer(_InFolder):
             "fsync": "off",  # a demo database: durability is not the point, speed is
             "synchronous_commit": "off",
             "full_page_writes": "off",
+            # Each transaction's commit time, readable with pg_xact_commit_timestamp(xmin):
+            # the topics' publish view reports it, so delivery delays start at the commit.
+            "track_commit_timestamp": "on",
             **self.settings,
         }
         args = [str(self._bin / "postgres"), "-D", str(self.folder / "data")]
