@@ -129,3 +129,23 @@ def test_the_listeners_leave_with_the_server(database):
             assert len(workers) == 2
     assert wait_until(lambda: not set(worker_listeners(database).values()) & set(workers),
                       timeout=10)
+
+
+@pytest.mark.slow  # a real Chromium: left out of `make test-fast`, like tests/test_browser.py
+def test_two_browser_tabs_on_different_workers_show_the_same_event(server):
+    """The /topics page in headless Chromium, two tabs whose streams two different workers
+    serve: one event, published by a POST, shows in both, once, with what it carried."""
+    from streamlab.measurement.browser import HeadlessChromium, topic_tabs, unavailable
+
+    if unavailable():
+        pytest.skip(unavailable())
+    with HeadlessChromium() as browser:
+        tabs = topic_tabs(browser, server, topic="jobs")
+    assert len(set(tabs.workers)) == 2 and set(tabs.workers) == {
+        p.pid for p in server.worker_processes()}
+    event = tabs.published.id
+    for worker, marks, shown in zip(tabs.workers, tabs.marks, tabs.shown, strict=True):
+        assert marks["ids"].count(event) == 1 and marks["errors"] == 0, marks
+        assert marks["data"][marks["ids"].index(event)] == "shown in every tab"
+        # Each tab's own worker sent it down that tab's stream, whichever worker published.
+        assert f"#{event}  shown in every tab  (sent by worker {worker})" in shown

@@ -4,7 +4,9 @@
 (``visit_once`` starts one for a single visit). ``visit(url)`` opens the page,
 waits until it sets ``window.done``, and returns what it recorded in
 ``window.marks`` (the demo's ``/chat`` page times every token with
-``performance.now()``) and the text of its log.
+``performance.now()``) and the text of its log. ``topic_tabs`` opens the demo's
+``/topics`` page in several tabs, each served by a different worker process,
+publishes one event and returns what each tab showed (notebook 12).
 
 Playwright's synchronous API refuses to run in a thread where an event loop
 runs, as in a notebook's kernel; so the browser lives in a thread of its own
@@ -20,11 +22,16 @@ import importlib
 import importlib.util
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from ..servers.process import ManagedProcess
+from . import fanout
+
+T = TypeVar("T")
 
 # Chromium as root, offline: no sandbox, no GPU, and none of the background
 # connections that a closed network would refuse over and over (as the browser test).
@@ -110,6 +117,11 @@ class HeadlessChromium:
         finally:
             context.close()
 
+    def call(self, function: Callable[[Any], T]) -> T:
+        """``function(browser)`` run in the browser's thread, with Playwright's Browser: for
+        a visit that is more than open-and-wait (several tabs, actions between waits)."""
+        return self._thread.submit(function, self._browser).result()
+
     def close(self) -> None:
         """Close the browser and its driver; safe to call twice."""
         if getattr(self, "_browser", None) is None:
@@ -136,3 +148,58 @@ def visit_once(url: str, *, headers: Mapping[str, str] | None = None,
     notebook keeps it only while it is needed (a start takes under a second)."""
     with HeadlessChromium() as browser:
         return browser.visit(url, headers=headers, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class TopicTabs:
+    """Tabs of the demo's ``/topics`` page, each on its own worker, and one event published."""
+
+    workers: tuple[int, ...]  # the worker process serving each tab's stream
+    published: fanout.Published
+    marks: tuple[dict[str, Any], ...]  # each tab's window.marks once it showed the event
+    shown: tuple[str, ...]  # each tab's list of events, as the page shows it
+    attempts: int  # tabs opened until each worker served one
+
+
+def topic_tabs(browser: HeadlessChromium, server: ManagedProcess, *, topic: str = "orders",
+               tabs: int = 2, attempts: int = 30, timeout: float = 30.0) -> TopicTabs:
+    """Open ``/topics?topic=...`` in ``tabs`` tabs, each served by a different worker process
+    (a tab whose stream lands on a worker that already serves one is closed and opened
+    again: each tab is a browser context of its own, so it cannot reuse another's
+    connections), publish one event, and wait until every tab shows it."""
+    url = server.url(f"/topics?topic={topic}")
+
+    def run(chromium: Any) -> TopicTabs:
+        contexts: list[Any] = []
+        pages: list[Any] = []
+        workers: list[int] = []
+        try:
+            opened = 0
+            while len(pages) < tabs:
+                if opened == attempts:
+                    raise RuntimeError(f"{attempts} tabs opened, and their streams landed on "
+                                       f"only {len(workers)} worker(s): {workers}")
+                opened += 1
+                context = chromium.new_context()
+                page = context.new_page()
+                page.goto(url)
+                page.wait_for_function("window.marks.worker !== null", timeout=timeout * 1000)
+                worker = page.evaluate("window.marks.worker")
+                if worker in workers:
+                    context.close()
+                    continue
+                contexts.append(context)
+                pages.append(page)
+                workers.append(worker)
+            published = fanout.publish(server, "shown in every tab", topic=topic)
+            for page in pages:
+                page.wait_for_function(f"window.marks.ids.includes({published.id})",
+                                       timeout=timeout * 1000)
+            return TopicTabs(tuple(workers), published,
+                             tuple(page.evaluate("window.marks") for page in pages),
+                             tuple(page.inner_text("#events") for page in pages), opened)
+        finally:
+            for context in contexts:
+                context.close()
+
+    return browser.call(run)
