@@ -1,4 +1,4 @@
-"""Measured figures that notebooks record, for the wrap-up (notebook 12) to gather.
+"""Measured figures that notebooks record, for the wrap-up (notebook 13) to gather.
 
 Each measuring notebook ends by recording its headline figures:
 
@@ -7,7 +7,7 @@ Each measuring notebook ends by recording its headline figures:
     ])
 
 which writes ``build/results/04_measuring_ttfb_and_memory.json`` with the
-versions it was measured against. Notebook 12 reads them all back with
+versions it was measured against. Notebook 13 reads them all back with
 ``load_all()`` (or ``gather()``, which adds the headline figures of
 ``make bench``), one ``Recorded`` per source; nothing in its summary is typed in.
 
