@@ -1,6 +1,7 @@
 """A learner's path, in a real browser: JupyterLab in headless Chromium runs notebooks 00,
-09 and 11 cell by cell; and on a hub (as on Binder) a notebook's links, followed in Chromium, behave
-as the notebooks say, and closing the notebook's tab stops its kernel and servers."""
+09, 11 and 12 cell by cell; and on a hub (as on Binder) a notebook's links, followed in
+Chromium, behave as the notebooks say, and closing the notebook's tab stops its kernel and
+servers."""
 
 import re
 import shutil
@@ -11,12 +12,14 @@ import pytest
 import requests
 from support.browser import CHROMIUM_ARGS, chromium_path, close_notebook_tab, run_notebook_in_lab
 from support.hub import HUB_HOST, HUB_PREFIX
+from support.postgres import need_postgres
 from support.wait import wait_until
 
 from streamlab import measure
 from streamlab.measurement.browser import DONE
 from streamlab.measurement.sse_clients import page_timeline
 from streamlab.paths import NOTEBOOK_DIR
+from streamlab.series import notebooks
 from streamlab.servers.jupyter import JupyterServer
 from streamlab.servers.process import still_running
 
@@ -35,8 +38,12 @@ pytestmark = pytest.mark.skipif(
     ("09_streaming_to_a_browser.ipynb", "EventSource: first token", 420),
     # 11 holds eight servers at once in one kernel.
     ("11_asgi_servers.ipynb", "gunicorn asgi, --backlog 2048", 300),
+    # 12 holds a PostgreSQL, two workers and a hundred streams, and a Chromium of its own.
+    ("12_one_event_every_worker.ipynb", "LISTEN per worker: p50", 300),
 ], ids=lambda v: v.split("_")[0] if isinstance(v, str) and v.endswith(".ipynb") else None)
 def test_a_notebook_runs_in_jupyterlab(tmp_path, name, shows, timeout):
+    if "postgresql" in notebooks.needs(nbformat.read(NOTEBOOK_DIR / name, as_version=4)):
+        need_postgres()  # skipped without it, but never under CI
     shutil.copy(NOTEBOOK_DIR / name, tmp_path / name)  # the committed notebook stays clean
     # Next to the copy, in pytest's temporary folder (kept for the last three runs).
     screenshot = tmp_path / "screenshots" / f"{name[:-6]}.png"
