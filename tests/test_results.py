@@ -8,7 +8,7 @@ import pytest
 
 from streamlab.environment import package_versions
 from streamlab.measurement import bench, bench_results
-from streamlab.series import notebooks, results
+from streamlab.series import notebooks, results, wrap_up
 from streamlab.series.results import Figure, load_all, record
 
 
@@ -150,7 +150,7 @@ def test_the_series_notebooks_that_record():
 
 def test_evidence_checks_claims_and_says_what_is_not_measured(tmp_path):
     record("01_a", [Figure("streamed", 0.01, "s"), Figure("whole", 0.3, "s")], tmp_path)
-    evidence = results.Evidence(load_all(tmp_path))
+    evidence = wrap_up.Evidence(load_all(tmp_path))
     assert evidence.has("01") and not evidence.has("05") and not evidence.has("bench")
     rows = evidence.check({
         "sooner": lambda v: v("01", "streamed") < v("01", "whole"),
@@ -164,15 +164,15 @@ def test_evidence_checks_claims_and_says_what_is_not_measured(tmp_path):
         ("elsewhere", "05", "-", "not measured yet: run notebook 05"),
         ("benched", "bench", "-", "not measured yet: run make bench"),
     ]
-    assert results.contradicted(rows) == ["later"]
-    assert results.not_measured(rows) == ["elsewhere", "benched"]
-    assert results.verdict(rows) == "4 claims: 1 hold, 1 contradicted, 2 not measured yet"
+    assert wrap_up.contradicted(rows) == ["later"]
+    assert wrap_up.not_measured(rows) == ["elsewhere", "benched"]
+    assert wrap_up.verdict(rows) == "4 claims: 1 hold, 1 contradicted, 2 not measured yet"
 
 
 def test_a_claim_never_holds_on_a_figure_that_is_not_there(tmp_path):
     # Notebook 08 records its nginx figure only where nginx ran: here it did not.
     record("08_p", [Figure("streamed through jsp", False)], tmp_path)
-    evidence = results.Evidence(load_all(tmp_path))
+    evidence = wrap_up.Evidence(load_all(tmp_path))
     rows = evidence.check({
         "jupyter-server-proxy buffers": lambda v: not v("08", "streamed through jsp"),
         "nginx buffers": lambda v: not v("08", "streamed through nginx"),
@@ -183,30 +183,30 @@ def test_a_claim_never_holds_on_a_figure_that_is_not_there(tmp_path):
         ("08", "not measured yet: 08 recorded no 'streamed through nginx'"),
         ("08", "not measured yet: 08 recorded no 'streamd'"),
     ]
-    assert results.contradicted(rows) == []
-    with pytest.raises(results.AbsentFigure):
+    assert wrap_up.contradicted(rows) == []
+    with pytest.raises(wrap_up.AbsentFigure):
         evidence("08", "streamed through nginx")
-    with pytest.raises(results.MissingResult):
+    with pytest.raises(wrap_up.MissingResult):
         evidence("05", "wait")
     assert not hasattr(evidence, "get")  # no default value a claim could hold on
 
 
 def test_nothing_recorded_holds_nothing():
-    evidence = results.Evidence({})
-    rows = [row for claims in results.GUIDE.values() for row in evidence.check(claims)]
+    evidence = wrap_up.Evidence({})
+    rows = [row for claims in wrap_up.GUIDE.values() for row in evidence.check(claims)]
     assert len(rows) >= 20
     assert all(row["result"].startswith("not measured yet: run notebook ") for row in rows)
     assert all(row["from"] != "-" for row in rows)  # each names the notebook to run
-    headlines = results.headline_rows(evidence)
-    assert [row["from"] for row in headlines] == [h.source for h in results.HEADLINES]
+    headlines = wrap_up.headline_rows(evidence)
+    assert [row["from"] for row in headlines] == [h.source for h in wrap_up.HEADLINES]
     assert all(row["value"].startswith("not measured yet (run notebook ") for row in headlines)
 
 
 def test_headlines_compare_figures_of_one_source(tmp_path):
     record("04_m", [Figure("first byte, streamed, largest body", 0.004, "s"),
                     Figure("first byte, HttpResponse, largest body", 0.3, "s")], tmp_path)
-    rows = results.headline_rows(results.Evidence(load_all(tmp_path)), results.HEADLINES[:2])
-    assert rows[0] == {"measured": results.HEADLINES[0].what, "value": "0.004 s vs 0.3 s",
+    rows = wrap_up.headline_rows(wrap_up.Evidence(load_all(tmp_path)), wrap_up.HEADLINES[:2])
+    assert rows[0] == {"measured": wrap_up.HEADLINES[0].what, "value": "0.004 s vs 0.3 s",
                        "from": "04"}
     assert rows[1]["value"] == (
         "not measured yet (04 recorded no 'worker memory rise, streamed, largest body')")
@@ -215,8 +215,8 @@ def test_headlines_compare_figures_of_one_source(tmp_path):
 def test_details_are_folded_and_escaped(tmp_path):
     _with_versions(record("01_a", [Figure("a <b>", 1.5, "MiB")], tmp_path), django="4.2.0")
     loaded = load_all(tmp_path)
-    checked = {"when": results.Evidence(loaded).check({"x < y": lambda v: v("01", "a <b>") > 1})}
-    page = results.details(loaded, checked, package_versions(), expected=["01_a", "02_b"])
+    checked = {"when": wrap_up.Evidence(loaded).check({"x < y": lambda v: v("01", "a <b>") > 1})}
+    page = wrap_up.details(loaded, checked, package_versions(), expected=["01_a", "02_b"])
     blocks = re.findall(r"<details><summary>(.*?)</summary><pre>(.*?)</pre></details>", page,
                         re.S)
     assert [summary.split(":")[0].split(" (")[0] for summary, _ in blocks] == [
@@ -262,7 +262,7 @@ def test_gather_adds_the_benchmark_headline_figures(tmp_path, bench_run):
     met = sum(t.met for t in bench_run.targets)
     assert figures["targets met"].value == f"{met} of {len(bench_run.targets)}"
     assert all(f.unit in ("s", "MiB", "MiB/s", "") for f in figures.values())
-    assert results.Evidence(gathered)("bench", "throughput, best chunk size") > 0
+    assert wrap_up.Evidence(gathered)("bench", "throughput, best chunk size") > 0
 
 
 def test_gather_without_a_benchmark_or_with_an_old_one(tmp_path):
@@ -275,7 +275,7 @@ def test_gather_without_a_benchmark_or_with_an_old_one(tmp_path):
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps({"schema_version": bench_results.SCHEMA_VERSION + 1}))
     with pytest.warns(UserWarning, match=f"schema version {bench_results.SCHEMA_VERSION + 1}, "):
-        evidence = results.Evidence(results.gather(tmp_path, newer))
+        evidence = wrap_up.Evidence(results.gather(tmp_path, newer))
     rows = evidence.check({"benched": lambda v: v("bench", "targets met") == "5 of 5"})
     assert rows[0]["result"] == "not measured yet: run make bench"
     broken = tmp_path / "broken.json"
@@ -295,7 +295,7 @@ def test_the_wrap_up_runs_with_nothing_recorded(tmp_path):
     assert run.ok, run.error
     text = "\n".join(output.get("text", "") + output.get("data", {}).get("text/html", "")
                      for cell in run.notebook.cells for output in cell.get("outputs", []))
-    claims = sum(len(section) for section in results.GUIDE.values())
+    claims = sum(len(section) for section in wrap_up.GUIDE.values())
     assert f"{claims} claims: 0 hold, 0 contradicted, {claims} not measured yet" in text
     assert "sources found: none" in text
     for stem in results.recording_notebooks():
@@ -303,6 +303,6 @@ def test_the_wrap_up_runs_with_nothing_recorded(tmp_path):
     assert "run `make bench`" in text
     results_column = [line.rsplit("  ", 1)[-1] for line in text.splitlines()]
     assert "CONTRADICTED" not in results_column and "holds" not in results_column
-    assert text.count("not measured yet") >= claims + len(results.HEADLINES)
+    assert text.count("not measured yet") >= claims + len(wrap_up.HEADLINES)
     assert "<details><summary>" in text  # the details, folded
     assert not (tmp_path / "results").exists()  # reading never creates anything
