@@ -45,6 +45,7 @@ from streamlab.measurement import (  # noqa: E402
     server_bench,
     server_bench_plots,
     sse_bench,
+    stream_plots,
 )
 from streamlab.measurement.bench_results import Target  # noqa: E402
 from streamlab.paths import PROJECT_ROOT  # noqa: E402
@@ -162,8 +163,8 @@ def event_streams(out: Path, *, clients: int, count: int) -> tuple[dict, list[Ta
     summary = sse_bench.bench_summary(runs)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for name, (figure, reading) in {
-        "delays": plots.stream_delays_figure(*runs, limit_ms=sse_bench.P95_LIMIT_MS),
-        "worker_classes": plots.open_streams_figure(runs, share=True),
+        "delays": stream_plots.stream_delays_figure(*runs, limit_ms=sse_bench.P95_LIMIT_MS),
+        "worker_classes": stream_plots.open_streams_figure(runs, share=True),
     }.items():
         figure.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
         plt.close(figure)

@@ -16,7 +16,6 @@ import pytest
 from gunicorn.config import Timeout
 
 from streamlab import DemoServer, measure
-from streamlab.measurement.plots import idle_timeout_figure
 from streamlab.measurement.proxies import (
     INTERMEDIARY_TIMEOUTS,
     LOOKED_UP,
@@ -25,6 +24,7 @@ from streamlab.measurement.proxies import (
     gzip_pieces_before_output,
     read_stream,
 )
+from streamlab.measurement.stream_plots import idle_timeout_figure
 from streamlab.servers.nginx import nginx_available, start_nginx
 
 needs_nginx = pytest.mark.skipif(

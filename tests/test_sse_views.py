@@ -466,14 +466,16 @@ def test_the_figures_read_their_own_numbers(servers):
     import matplotlib
 
     matplotlib.use("Agg")
-    from streamlab.measurement import plots
+    import matplotlib.pyplot as plt
+
+    from streamlab.measurement import stream_plots
     from streamlab.measurement.sse_bench import open_streams
     from streamlab.measurement.sse_clients import requests_tokens
 
     timelines = [requests_tokens(servers["asgi"].url("/tokens?think_ms=100&token_ms=1"))]
-    figure, reading = plots.token_arrival_figure(timelines, 0.1)
+    figure, reading = stream_plots.token_arrival_figure(timelines, 0.1)
     assert "First token after: requests" in reading
     run = open_streams(servers["asgi"], clients=3, count=2, interval_ms=10)
-    assert "asgi: 3 of 3 clients served at once" in plots.open_streams_figure([run])[1]
-    assert "in order: True" in plots.stream_delays_figure(run)[1]
-    plots.plt.close("all")
+    assert "asgi: 3 of 3 clients served at once" in stream_plots.open_streams_figure([run])[1]
+    assert "in order: True" in stream_plots.stream_delays_figure(run)[1]
+    plt.close("all")
