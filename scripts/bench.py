@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from streamlab.measurement import (  # noqa: E402
     bench,
+    bench_report,
     bench_results,
     database_plots,
     fanout,
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     results = dataclasses.replace(results, elapsed_s=time.perf_counter() - started)
     (args.out / "results.json").write_text(results.to_json())
     print()
-    print(bench.format_table(results))
+    print(bench_report.format_table(results))
     if results.http2 is not None:
         print()
         print(http2_bench.format_comparison(results.http2))

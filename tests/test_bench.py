@@ -14,6 +14,7 @@ import pytest
 from demo_app import csvgen
 from streamlab.measurement import (
     bench,
+    bench_report,
     bench_results,
     fanout,
     fanout_bench,
@@ -437,21 +438,21 @@ def test_server_streams_are_judged_ranked_and_their_client_checked():
 
 
 def test_a_missed_target_is_reported_as_missed():
-    assert all(t.met for t in bench.evaluate(SIZES, SWEEP))
+    assert all(t.met for t in bench_report.evaluate(SIZES, SWEEP))
     leaky_point = dataclasses.replace(SIZES.streaming[-1], worker_rss_delta=50 * MiB)
     leaky = dataclasses.replace(SIZES, streaming=[SIZES.streaming[0], leaky_point])
-    missed = [t.name for t in bench.evaluate(leaky, SWEEP) if not t.met]
+    missed = [t.name for t in bench_report.evaluate(leaky, SWEEP) if not t.met]
     assert missed == ["streaming worker memory"]
     # Per-row production costs 0.1 s / rows; make each chunk cost as much as 4096 rows.
     costly_point = dataclasses.replace(SWEEP.points[0], server_cpu_s=0.11 + 0.1 * 4096)
     costly_chunks = dataclasses.replace(SWEEP, points=[costly_point, SWEEP.points[1]])
-    missed = [t.name for t in bench.evaluate(SIZES, costly_chunks) if not t.met]
+    missed = [t.name for t in bench_report.evaluate(SIZES, costly_chunks) if not t.met]
     assert missed == ["default chunk_rows"]
-    costs = bench.chunk_costs(SWEEP)
+    costs = bench_report.chunk_costs(SWEEP)
     assert costs.per_chunk_server_s == pytest.approx((1.5 - 0.11) / (ROWS - 49))
     assert costs.overhead < 0.05
     without_default = dataclasses.replace(SWEEP, points=SWEEP.points[:1])
-    default_target = bench.evaluate(SIZES, without_default)[-1]
+    default_target = bench_report.evaluate(SIZES, without_default)[-1]
     assert (default_target.name, default_target.measured, default_target.met) == (
         "default chunk_rows", "4096 not in the sweep", False)
 
@@ -470,7 +471,7 @@ def _made_up_results():
         client_memory=bench_results.ClientMemory(
             rows=50_000, bytes=MiB, content=peak,
             iter_content=dataclasses.replace(peak, how="iter_content", peak=70 * KiB)),
-        elapsed_s=1.5, targets=bench.evaluate(SIZES, SWEEP))
+        elapsed_s=1.5, targets=bench_report.evaluate(SIZES, SWEEP))
 
 
 def test_results_round_trip_through_json_with_their_schema_version():
@@ -509,8 +510,8 @@ def test_a_file_this_version_cannot_read_says_so(change, message):
 
 
 def test_the_report_is_built_with_the_shared_table_formatter():
-    report = bench.format_table(_made_up_results())
-    size_table = format_table(bench._size_rows(SIZES), right=(
+    report = bench_report.format_table(_made_up_results())
+    size_table = format_table(bench_report._size_rows(SIZES), right=(
         "body", "TTFB ms", "total ms", "MiB/s", "worker RSS +MB"))
     assert size_table in report
     lines = report.splitlines()
