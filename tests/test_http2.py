@@ -41,7 +41,7 @@ from streamlab.measurement import bench_results
 from streamlab.measurement import http2_bench as hb
 from streamlab.paths import PROJECT_ROOT
 from streamlab.servers.process import free_port, still_running
-from streamlab.wire import http2
+from streamlab.wire import http2, http2_client
 from streamlab.wire.chunked import decode_chunked
 from streamlab.wire.http1 import exchange
 
@@ -261,7 +261,7 @@ def _worker_pid(server: DemoServer) -> int:
 def test_the_streamed_csv_over_http2_and_http1_on_one_port(h2_server):
     path = hb.streaming_path(h2_server)
     url = h2_server.url(f"{path}?rows=2000&chunk_rows=100")
-    stream, client = http2.get(url)
+    stream, client = http2_client.get(url)
     over_http1 = raw_request(url)
     expected = csvgen.csv_text(2000).encode()
     assert stream.status == 200 and bytes(stream.body) == expected
@@ -279,7 +279,7 @@ def test_an_http2_server_listens_on_loopback_only_and_stops_clean():
         listening = [c for c in server.master_process().net_connections(kind="inet")
                      if c.status == psutil.CONN_LISTEN]
         assert {c.laddr.ip for c in listening} == {"127.0.0.1"}
-        assert http2.get(server.url("/hello"))[0].status == 200
+        assert http2_client.get(server.url("/hello"))[0].status == 200
         pids = server.pids()
     finally:
         server.stop()
@@ -290,7 +290,7 @@ def test_prior_knowledge_alone_refuses_http1_and_both_does_not():
     only = ["--http-protocols", "h2,h1", "--http2-cleartext", "prior-knowledge"]
     with DemoServer(name="tests-h2-pk", worker_class="gthread", extra_args=only) as server:
         refused = raw_request(server.url("/hello"))
-        assert http2.get(server.url("/hello"))[0].status == 200
+        assert http2_client.get(server.url("/hello"))[0].status == 200
     assert refused.status == 400 and b"HTTP/2 connection preface" in refused.body
     with DemoServer(name="tests-h2-both", worker_class="gthread", http2=True) as server:
         assert raw_request(server.url("/hello")).status == 200
@@ -315,7 +315,8 @@ def test_a_bad_preface_gets_a_400_and_the_worker_lives_on(h2_server):
     pid = _worker_pid(h2_server)
     reply = exchange("127.0.0.1", h2_server.port, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
     assert reply.status == 400 and reply.closed_by_server
-    assert http2.get(h2_server.url("/hello"))[0].status == 200 and _worker_pid(h2_server) == pid
+    assert http2_client.get(h2_server.url("/hello"))[0].status == 200
+    assert _worker_pid(h2_server) == pid
 
 
 @pytest.mark.parametrize(("frame", "error"), [
@@ -324,18 +325,19 @@ def test_a_bad_preface_gets_a_400_and_the_worker_lives_on(h2_server):
 ], ids=["oversized frame", "DATA on stream 0"])
 def test_a_broken_frame_gets_a_goaway_and_the_worker_lives_on(h2_server, frame, error):
     pid = _worker_pid(h2_server)
-    with http2.Http2Client("127.0.0.1", h2_server.port) as client:
+    with http2_client.Http2Client("127.0.0.1", h2_server.port) as client:
         client.read_for(0.2)
         client.send(frame)
         client.read_until(lambda: client.closed, timeout=5)
     assert client.goaway is not None and client.goaway.error_name == error
-    assert http2.get(h2_server.url("/hello"))[0].status == 200 and _worker_pid(h2_server) == pid
+    assert http2_client.get(h2_server.url("/hello"))[0].status == 200
+    assert _worker_pid(h2_server) == pid
 
 
 def test_a_reset_mid_body_closes_the_generator_and_the_connection_serves_on(h2_server, events):
     path, tag = hb.tagged_path(h2_server), events.tag("reset")
     pid = _worker_pid(h2_server)
-    with http2.Http2Client("127.0.0.1", h2_server.port) as client:
+    with http2_client.Http2Client("127.0.0.1", h2_server.port) as client:
         stream = client.request(f"{path}?{HEAVY}&delay_ms=5&tag={tag}")
         client.read_until(lambda: len(stream.body) > 10_000, timeout=5)
         client.reset(stream.id)
@@ -365,7 +367,7 @@ def test_asgi_closes_a_generator_stopped_at_its_yield_at_once(events):
     with DemoServer(name="tests-h2-asgi-yield", worker_class="asgi", http2=True, timeout=3,
                     env=events.env) as server:
         tag = events.tag("yield")
-        with http2.Http2Client("127.0.0.1", server.port) as client:
+        with http2_client.Http2Client("127.0.0.1", server.port) as client:
             stream = client.request(f"/stream_async?{HEAVY}&tag={tag}")
             client.read_until(lambda: len(stream.body) > 10_000, timeout=5)
             client.reset(stream.id)
@@ -402,7 +404,7 @@ def test_serve_script_with_http2_answers_both_protocols(tmp_path):
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        over_http2, over_http1 = http2.get(url)[0], raw_request(url)
+        over_http2, over_http1 = http2_client.get(url)[0], raw_request(url)
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=20)

@@ -16,10 +16,11 @@ first-request set-up cost is not counted as the response's memory or time.
 
 Every series returns a typed result (``SizeSeries``, ``ChunkSweep``,
 ``Arrival``, ``ClientMemory``); ``run()`` returns them all as one
-``BenchResults``, judged by ``bench_report.evaluate``, which ``to_json()`` writes and ``BenchResults.load()`` reads
-back. The file carries ``SCHEMA_VERSION``: a file of another version is
-refused with a ``SchemaError`` that says to run ``make bench`` again, instead
-of being misread.
+``BenchResults``, judged by ``bench_report.evaluate``, which ``to_json()``
+writes and ``BenchResults.load()`` reads back. The file carries
+``SCHEMA_VERSION``: a file of another version is refused with a
+``SchemaError`` that says to run ``make bench`` again, instead of being
+misread.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from .. import tables
 from ..servers.gunicorn import DemoServer
 from ..servers.nginx import NginxProxy, nginx_available
 from ..servers.process import HOST
-from ..wire import http2
+from ..wire import http2, http2_client
 from ..wire.chunked import decode_chunked
 from ..wire.http1 import send_request
 from .bench_results import BenchConfig, Http2Comparison, MiB, ProtocolRun
@@ -85,7 +85,7 @@ def read_http1(url: str, *, timeout: float = 60.0) -> Reading:
 
 def read_http2(url: str, *, window: int = BROWSER_WINDOW, timeout: float = 60.0) -> Reading:
     """GET ``url`` over HTTP/2 (prior knowledge) on a new connection, read to END_STREAM."""
-    stream, _ = http2.get(url, window=window, timeout=timeout)
+    stream, _ = http2_client.get(url, window=window, timeout=timeout)
     if not stream.ended:
         raise RuntimeError(
             f"The HTTP/2 stream for {url} did not end (reset: {stream.reset}): see the "
@@ -229,10 +229,11 @@ def framing_costs(server: DemoServer, rows: int, chunk_rows: Sequence[int]) -> l
 
 
 def two_streams(server: DemoServer, slow: str, big: str, *, timeout: float = 30.0
-                ) -> tuple[http2.Stream, http2.Stream]:
+                ) -> tuple[http2_client.Stream, http2_client.Stream]:
     """Request ``slow`` then ``big`` on one HTTP/2 connection (a big window, so flow
     control stays out of it) and read both to the end."""
-    with http2.Http2Client(HOST, server.port, window=BROWSER_WINDOW, timeout=timeout) as client:
+    with http2_client.Http2Client(HOST, server.port, window=BROWSER_WINDOW,
+                                  timeout=timeout) as client:
         first, second = client.request(slow), client.request(big)
         client.read_until(lambda: first.done and second.done, timeout=timeout)
     return first, second
@@ -269,7 +270,7 @@ def stop_reading(server: DemoServer, events: StreamEvents, *, rows: int, chunk_r
     generator's record (its ``finally`` ran).
     """
     tag = events.tag("stall")
-    with http2.Http2Client(HOST, server.port, replenish=False) as client:
+    with http2_client.Http2Client(HOST, server.port, replenish=False) as client:
         path = tagged_path(server)
         stream = client.request(f"{path}?rows={rows}&chunk_rows={chunk_rows}&tag={tag}")
         client.read_for(watch_s)
@@ -317,7 +318,7 @@ class Http2Front(NginxProxy):
     def ready(self) -> bool:
         """nginx answers an HTTP/2 request (its port no longer speaks HTTP/1.1)."""
         try:
-            stream, _ = http2.get(self.url("/"), timeout=1.0)
+            stream, _ = http2_client.get(self.url("/"), timeout=1.0)
         except OSError:
             return False
         return stream.status is not None

@@ -29,7 +29,7 @@ from ..servers.process import HOST, ManagedProcess
 from ..wire.chunked import decode_chunked
 from ..wire.framing import body_end
 from ..wire.http1 import raw_request, send_request
-from ..wire.http2 import Http2Client
+from ..wire.http2_client import Http2Client
 from .memory import total_cpu, total_rss
 from .proxies import read_stream
 from .request import Measurement, measure

@@ -7,5 +7,6 @@ body ends (no body, last chunk, Content-Length, or the connection's close).
 ``gunicorn_writer``: Gunicorn's own ``Response`` framing pieces you choose, in
 this process, so a notebook can read what a worker would write for them.
 ``sse``: the text/event-stream format parsed as the WHATWG spec says.
-``http2``: an HTTP/2 client over a raw socket, its frames decoded by hand.
+``http2``: HTTP/2 frames (and a request's HPACK block) encoded and decoded by
+hand. ``http2_client``: an HTTP/2 client over a raw socket, built on them.
 """
