@@ -16,7 +16,8 @@ import requests
 from demo_app import csvgen
 from streamlab import ServerStartError, running_servers, start_server
 from streamlab.measurement import server_facts
-from streamlab.measurement.workers import StreamEvents, run_matrix
+from streamlab.measurement.iterators import run_matrix
+from streamlab.measurement.workers import StreamEvents
 from streamlab.paths import PROJECT_ROOT
 from streamlab.servers import asgi_servers
 from streamlab.servers.asgi_servers import OTHER_SERVERS, SERVER_CLASSES, server_kind

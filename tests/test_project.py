@@ -114,6 +114,17 @@ def test_ruff_is_clean():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+MAX_MODULE_LINES = 500  # a module longer than this does more than one job: split it by job
+
+
+def test_no_module_of_the_project_is_over_500_lines():
+    lengths = {str(path.relative_to(PROJECT_ROOT)): len(path.read_text().splitlines())
+               for folder in ("streamlab", "demo_app", "scripts")
+               for path in (PROJECT_ROOT / folder).rglob("*.py")}
+    assert len(lengths) > 50  # the library, the app and the scripts were all read
+    assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}
+
+
 def test_no_secret_key_is_committed():
     settings = (PROJECT_ROOT / "demo_app" / "settings.py").read_text()
     assignments = re.findall(r"^SECRET_KEY\s*=\s*(.+)$", settings, flags=re.M)

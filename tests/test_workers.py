@@ -15,24 +15,26 @@ from django.http import StreamingHttpResponse
 
 from demo_app import csvgen
 from streamlab import DemoServer, measure
-from streamlab.measurement.workers import (
+from streamlab.measurement.iterators import (
     asgi_call,
+    matching_iterator,
+    run_matrix,
+    wire_chunk_sizes,
+)
+from streamlab.measurement.workers import (
     disconnect_outcome,
     excerpt,
     heartbeat_age,
     heartbeat_file,
     log_lines,
-    matching_iterator,
     probe_while,
     replaced_workers,
     request_timeline,
     run_concurrently,
-    run_matrix,
     second_request_wait,
     slow_read,
     stream_outcome,
     warning_texts,
-    wire_chunk_sizes,
 )
 
 ONE_SECOND = "?rows=10&chunk_rows=1&delay_ms=100"  # 10 chunks, 100 ms apart

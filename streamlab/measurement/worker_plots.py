@@ -75,7 +75,7 @@ def heartbeat_figure(timelines: list[Any], timeout_s: float | None = None) -> tu
 def iterator_matrix_figure(matrix: list[dict[str, Any]]) -> tuple[Figure, str]:
     """First and last byte, and the worker's memory rise, for each server and iterator pair.
 
-    ``matrix`` is ``workers.run_matrix``'s list of rows (every row the same body).
+    ``matrix`` is ``iterators.run_matrix``'s list of rows (every row the same body).
     """
     body_mib = matrix[0]["nbytes"] / MiB
     labels = [f"{r['kind']} + {r['iterator'].split()[0]}\n"
