@@ -11,6 +11,7 @@
 #               topic streams fanned out on 2 workers by PostgreSQL; in build/bench/
 #   make slides reveal.js slides of every notebook in build/slides/ (offline)
 #   make readme-figures  README's reliability table from build/reliability/figures.json
+#   make guide-table  the instructor guide's table of the series from build/notebooks/runs.json
 #   make clean  remove build artefacts (keeps the virtual environment)
 #   make help   this list
 
@@ -24,7 +25,7 @@ SERVER ?= gunicorn
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install lab-settings run book test test-fast lab serve bench slides lint readme-figures help clean distclean
+.PHONY: install lab-settings run book test test-fast lab serve bench slides lint readme-figures guide-table help clean distclean
 
 install: $(STAMP) lab-settings
 
@@ -82,6 +83,10 @@ lint: $(STAMP)
 # After a whole `make test` run: render the README's reliability table from its figures.
 readme-figures: $(STAMP)
 	$(PY) scripts/reliability_table.py
+
+# After `make run`: render the instructor guide's table from that run and the notebooks' prose.
+guide-table: $(STAMP)
+	$(PY) scripts/guide_table.py
 
 help:
 	@sed -n 's/^#   //p' Makefile
