@@ -32,6 +32,7 @@ import nbformat
 
 from streamlab.paths import BUILD_DIR, PROJECT_ROOT
 from streamlab.series.notebooks import series
+from streamlab.tables import between, replace_between
 
 RUNS = BUILD_DIR / "notebooks" / "runs.json"
 GUIDE = PROJECT_ROOT / "docs" / "INSTRUCTOR_GUIDE.md"
@@ -162,17 +163,12 @@ def describe(path: Path) -> str:
 
 def replace(text: str, table: str) -> str:
     """``text`` with what lies between the markers replaced by ``table``."""
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise TableError(f"the guide needs one {START} line, then one {END} line")
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    return f"{before}{START}\n{GENERATED}\n{table}\n{END}{after}"
+    return replace_between(text, START, END, f"{GENERATED}\n{table}")
 
 
 def between_markers(text: str) -> str:
     """What the guide has between the markers (its table, without the generated notice)."""
-    content = text.split(START, 1)[1].split(END, 1)[0].strip("\n")
-    return content.removeprefix(GENERATED).strip("\n")
+    return between(text, START, END).removeprefix(GENERATED).strip("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             timings, measured = timings_from_runs(json.loads(args.runs.read_text())), describe(
                 args.runs)
         updated = replace(guide, render(timings, measured))
-    except (TableError, KeyError, json.JSONDecodeError) as error:
+    except (ValueError, KeyError) as error:  # TableError, a bad JSON file, bad markers
         print(f"{args.guide}: {error}", file=sys.stderr)
         return 1
     if args.check:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from streamlab.paths import BUILD_DIR, PROJECT_ROOT
+from streamlab.tables import between, replace_between
 
 FIGURES = BUILD_DIR / "reliability" / "figures.json"
 README = PROJECT_ROOT / "README.md"
@@ -155,17 +156,12 @@ def parse(table: str) -> dict[str, Any]:
 
 def replace(readme: str, table: str) -> str:
     """``readme`` with the text between the markers replaced by ``table``."""
-    if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(
-            END):
-        raise ValueError(f"the README needs one {START} line, then one {END} line")
-    before, rest = readme.split(START, 1)
-    _, after = rest.split(END, 1)
-    return f"{before}{START}\n{GENERATED}\n{table}\n{END}{after}"
+    return replace_between(readme, START, END, f"{GENERATED}\n{table}")
 
 
 def between_markers(readme: str) -> str:
     """What the README has between the markers (its table, and the generated notice)."""
-    return readme.split(START, 1)[1].split(END, 1)[0].strip("\n")
+    return between(readme, START, END)
 
 
 def main(argv: list[str] | None = None) -> int:

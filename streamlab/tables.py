@@ -41,3 +41,21 @@ def format_table(
 
     lines = [line(columns), "  ".join("-" * w for w in widths), *(line(r) for r in cells)]
     return "\n".join([*head, *(text.rstrip() for text in lines)])
+
+
+# -- Rendered tables inside a document ----------------------------------------------------------
+
+
+def replace_between(text: str, start: str, end: str, content: str) -> str:
+    """``text`` with what lies between its ``start`` and ``end`` lines replaced by
+    ``content``; ``ValueError`` unless each marker is there once, ``start`` first."""
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"the document needs one {start} line, then one {end} line")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    return f"{before}{start}\n{content}\n{end}{after}"
+
+
+def between(text: str, start: str, end: str) -> str:
+    """What ``text`` holds between its ``start`` and ``end`` lines."""
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n")

@@ -216,25 +216,18 @@ def test_the_server_streams_section_runs_small_on_two_real_servers(tmp_path):
     assert (folder / "servers.png").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--server-streams", "0"], "--server-streams must be between 1 and"),
-    (["--server-stream-events", "1"], "--server-stream-events must be between 2 and 1000"),
-    (["--servers", "uvicorn,nginx"], "unknown server 'nginx'"),
+@pytest.mark.parametrize(("section", "args", "message"), [
+    ("server-streams", ["--server-streams", "0"], "--server-streams must be between 1 and"),
+    ("server-streams", ["--server-stream-events", "1"],
+     "--server-stream-events must be between 2 and 1000"),
+    ("server-streams", ["--servers", "uvicorn,nginx"], "unknown server 'nginx'"),
+    ("fan-out", ["--fanout-streams", "3"],
+     "--fanout-streams must be a multiple of 2 between 2 and"),
+    ("fan-out", ["--fanout-streams", "5000"], "--fanout-streams must be a multiple of 2"),
+    ("fan-out", ["--fanout-events", "0"], "--fanout-events must be between 1 and 600"),
 ])
-def test_the_script_refuses_bad_server_stream_options_before_starting_anything(args, message):
-    done = subprocess.run([sys.executable, "scripts/bench.py", "--only", "server-streams", *args],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert message in done.stderr and "Traceback" not in done.stderr
-
-
-@pytest.mark.parametrize(("args", "message"), [
-    (["--fanout-streams", "3"], "--fanout-streams must be a multiple of 2 between 2 and"),
-    (["--fanout-streams", "5000"], "--fanout-streams must be a multiple of 2"),
-    (["--fanout-events", "0"], "--fanout-events must be between 1 and 600"),
-])
-def test_the_script_refuses_bad_fanout_options_before_starting_anything(args, message):
-    done = subprocess.run([sys.executable, "scripts/bench.py", "--only", "fan-out", *args],
+def test_the_script_refuses_bad_section_options_before_starting_anything(section, args, message):
+    done = subprocess.run([sys.executable, "scripts/bench.py", "--only", section, *args],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

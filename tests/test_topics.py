@@ -15,6 +15,7 @@ from support.wait import wait_until
 from streamlab import start_server
 from streamlab.measurement.database import app_database
 from streamlab.measurement.fanout import (
+    PURPOSES,
     TopicStreams,
     fanout,
     publish,
@@ -89,8 +90,7 @@ def test_every_stream_gets_every_event_once(server, database, delivery, listener
                  query="poll_ms=100", timeout=30)
     assert sorted(run.by_worker.values()) == [10, 10]
     assert run.lost == 0 and run.repeated == 0 and len(run.delays_s) == 100
-    purpose = {"worker": "worker listener", "stream": "stream listener", "poll": "poller"}
-    assert run.connections.get(purpose[delivery]) == listeners
+    assert run.connections.get(PURPOSES[delivery]) == listeners
     # Nothing arrives before its commit: PostgreSQL's own commit timestamp, which it takes
     # before it sends the commit's notifications (track_commit_timestamp is on).
     assert {p.clock for p in run.published} == {"postgresql"}

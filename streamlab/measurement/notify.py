@@ -17,13 +17,7 @@ from typing import Any
 
 import psycopg
 
-from ..servers.postgres import ADMIN_USER
-
 CHANNEL = "notify_demo"
-
-
-def _connect(database: Any) -> psycopg.Connection:
-    return psycopg.connect(database.database_url(user=ADMIN_USER), autocommit=True)
 
 
 def _drain(conn: psycopg.Connection, wait_s: float) -> list[str]:
@@ -42,7 +36,7 @@ class AtCommit:
 
 def notify_at_commit(database: Any, wait_s: float = 0.3) -> AtCommit:
     """NOTIFY in an open transaction; listen; commit; listen. Then NOTIFY and roll back."""
-    with _connect(database) as listener, _connect(database) as sender:
+    with database.connect() as listener, database.connect() as sender:
         listener.execute(f"LISTEN {CHANNEL}")
         with sender.transaction():
             sender.execute(f"NOTIFY {CHANNEL}, 'committed'")
@@ -65,7 +59,7 @@ class _Rollback(Exception):
 def payload_limit(database: Any, sizes: tuple[int, ...] = (7999, 8000)) -> dict[int, str]:
     """For each payload size, "sent" or PostgreSQL's error message."""
     outcome = {}
-    with _connect(database) as conn:
+    with database.connect() as conn:
         for size in sizes:
             try:
                 conn.execute("SELECT pg_notify(%s, repeat('x', %s))", (CHANNEL, size))
@@ -96,7 +90,7 @@ def notify_throughput(database: Any, *, per_commit: int = 1, seconds: float = 1.
     listening = threading.Event()
 
     def listen() -> None:
-        with _connect(database) as conn:
+        with database.connect() as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             listening.set()
             count = 0
@@ -110,7 +104,7 @@ def notify_throughput(database: Any, *, per_commit: int = 1, seconds: float = 1.
     thread.start()
     listening.wait(10)
     sent = 0
-    with _connect(database) as sender:
+    with database.connect() as sender:
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             sender.execute("SELECT pg_notify(%s, n::text) FROM generate_series(1, %s) n",

@@ -321,10 +321,15 @@ class PostgresServer(_InFolder):
         return self
 
     # -- looking inside ----------------------------------------------------
+    def connect(self):
+        """A new autocommit connection of the superuser to the ``demo`` database (psycopg's;
+        use it in a ``with``). The superuser's slots are kept apart from the app's."""
+        return _connect(self.database_url(user=ADMIN_USER))
+
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Run ``sql`` as the superuser in the ``demo`` database; its rows (none for a
         command). A new connection each time, so it never holds one of the app's slots."""
-        with _connect(self.database_url(user=ADMIN_USER)) as conn:
+        with self.connect() as conn:
             cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 
